@@ -1,0 +1,359 @@
+/*
+ * wr.h - the reduced internal API of warren: everything a front end may ask
+ * of the queue core, and nothing protocol-specific.
+ *
+ * Threads. The core runs N shard loops (core/loop.h). A queue belongs to the
+ * shard hash(tenant, queue) % N, and only that shard's thread touches the
+ * queue and its messages. Front ends attach their sockets to the same loops
+ * (wr_core_loop), so a request for a queue of the local shard costs no
+ * thread hop; any other goes through the owning shard's mailbox.
+ *
+ * Calls. Every operation is asynchronous: it is handed a reply loop (the
+ * caller's, normally wr_loop_current()) and a callback, and the callback
+ * runs exactly once on that loop with the outcome, never inside the call
+ * itself. If a call returns an error, its callback never runs (libuv's rule).
+ * The result structs given to callbacks, and everything they point to, are
+ * valid only during the callback; take a reference (wr_body_ref) or copy to
+ * keep anything.
+ *
+ * Inputs. Strings and bytes passed in are copied before the call returns;
+ * the caller may free them at once.
+ *
+ * Names. Tenants and queues are names of 1..WR_NAME_MAX bytes. The core does
+ * not judge characters (front ends validate their own rules); it only
+ * refuses empty and over-long names with WR_EINVAL.
+ *
+ * Times. Durations are in milliseconds. Absolute times given out are wall
+ * clock milliseconds since the epoch (wr_now_wall_ms).
+ */
+#ifndef WR_H
+#define WR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "loop.h"
+
+#define WR_NAME_MAX 255
+
+typedef struct wr_core wr_core_t;
+typedef struct wr_store wr_store_t; /* backends/backend.h */
+
+typedef struct wr_slice {
+    const void *ptr;
+    size_t len;
+} wr_slice_t;
+
+/* ------------------------------------------------------------------------ */
+/* Message bytes                                                            */
+
+/*
+ * A message's immutable bytes: encoded properties (opaque to the core; the
+ * AMQP front end keeps its basic-properties there) followed by the body. It
+ * is reference counted with atomic counts, so one copy can be shared by
+ * every queue a message is routed to and read from any thread.
+ */
+typedef struct wr_body {
+    _Atomic uint32_t refs;
+    uint32_t props_len;
+    uint32_t body_len;
+    uint8_t data[]; /* props_len bytes of properties, then body_len of body */
+} wr_body_t;
+
+/* A new body with one reference, copying props and body. Aborts on OOM. */
+wr_body_t *wr_body_new(wr_slice_t props, wr_slice_t body);
+wr_body_t *wr_body_ref(wr_body_t *b);
+void wr_body_unref(wr_body_t *b); /* NULL-safe */
+static inline const uint8_t *wr_body_bytes(const wr_body_t *b)
+{
+    return b->data + b->props_len;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Core lifecycle                                                           */
+
+typedef struct wr_core_cfg {
+    unsigned shards;   /* number of shard threads; 0 = one per online CPU */
+    wr_store_t *store; /* durable store, or NULL: everything transient */
+    /* Limits the core enforces for every front end (0 = built-in default). */
+    uint32_t max_message_bytes;   /* one message body; default 256 KiB */
+    uint32_t max_claim_messages;  /* messages per claim; default 1000 */
+    uint64_t max_claim_wait_ms;   /* longest long-poll; default 20 s */
+} wr_core_cfg_t;
+
+/* Creates the core and starts its shard threads. */
+wr_err_t wr_core_new(const wr_core_cfg_t *cfg, wr_core_t **out /* OUT */);
+
+/* Stops accepting new requests (they fail with WR_ESHUTDOWN), completes
+ * pending long-polls with what they have, lets the shards finish the work in
+ * their mailboxes, then joins the shard threads. Call from the main thread,
+ * after the front ends have stopped using the loops. */
+void wr_core_stop(wr_core_t *core);
+
+/* Stops if needed, frees every queue and message. NULL-safe. */
+void wr_core_free(wr_core_t *core);
+
+unsigned wr_core_shards(const wr_core_t *core);
+
+/* The loop of shard i (0 <= i < wr_core_shards). Front ends attach their
+ * listeners to these loops; it is the reply loop for requests they make. */
+wr_loop_t *wr_core_loop(wr_core_t *core, unsigned i);
+
+/* The shard owning (tenant, queue); stable for the life of the process. */
+unsigned wr_core_shard_of(const wr_core_t *core, wr_slice_t tenant, wr_slice_t queue);
+
+/* ------------------------------------------------------------------------ */
+/* Queues                                                                   */
+
+typedef enum {
+    WR_OVERFLOW_DROP_HEAD = 0, /* drop the oldest to make room (default) */
+    WR_OVERFLOW_REJECT,        /* refuse the publish with WR_EQUOTA */
+} wr_overflow_t;
+
+/* Attributes the core acts on. The front ends map their own knobs (Zaqar's
+ * reserved metadata keys, AMQP x-arguments) onto these. 0 means "none". */
+typedef struct wr_queue_attrs {
+    bool durable;
+    int64_t default_ttl_ms;    /* message TTL when the publisher gives none */
+    int64_t default_delay_ms;  /* delay applied when the publisher gives none */
+    uint64_t max_length;       /* ready+claimed messages; 0 = unlimited */
+    uint64_t max_bytes;        /* sum of body bytes; 0 = unlimited */
+    wr_overflow_t overflow;
+    uint32_t max_post_bytes;   /* one publish batch's body bytes; 0 = core max */
+} wr_queue_attrs_t;
+
+/*
+ * Queue metadata: an opaque blob the core stores and returns untouched (the
+ * REST front end keeps the queue's JSON metadata there). At most
+ * WR_META_MAX bytes.
+ */
+#define WR_META_MAX (64 * 1024)
+
+#define WR_DECL_PASSIVE 0x01u /* only check it exists: WR_ENOTFOUND if not */
+#define WR_DECL_UPDATE 0x02u  /* existing queue: replace attrs and metadata */
+
+typedef struct wr_queue_declare_res {
+    wr_err_t err;
+    bool created;      /* false: the queue already existed */
+    uint64_t messages; /* ready messages */
+} wr_queue_declare_res_t;
+typedef void (*wr_queue_declare_cb)(void *arg, const wr_queue_declare_res_t *res);
+
+/* Creates the queue if missing. An existing queue keeps its attributes and
+ * metadata unless WR_DECL_UPDATE is given. */
+wr_err_t wr_queue_declare(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue,
+                          const wr_queue_attrs_t *attrs, wr_slice_t meta, unsigned flags,
+                          wr_loop_t *reply, wr_queue_declare_cb cb, void *arg);
+
+typedef struct wr_msg_ref {
+    uint64_t id;          /* message id */
+    int64_t enqueued_ms;  /* wall clock */
+} wr_msg_ref_t;
+
+typedef struct wr_queue_stat_res {
+    wr_err_t err; /* WR_ENOTFOUND if the queue does not exist */
+    wr_queue_attrs_t attrs;
+    wr_slice_t meta;
+    int64_t created_ms;
+    uint64_t total;   /* messages not expired, claimed or not (delayed too) */
+    uint64_t claimed; /* under an unexpired claim */
+    uint64_t delayed; /* not yet visible */
+    uint64_t bytes;   /* body bytes of `total` */
+    bool has_oldest;  /* total > 0 */
+    wr_msg_ref_t oldest, newest;
+    /* Lifetime counters. */
+    uint64_t published, delivered, acked, expired;
+    uint32_t waiters; /* parked long-poll claims */
+} wr_queue_stat_res_t;
+typedef void (*wr_queue_stat_cb)(void *arg, const wr_queue_stat_res_t *res);
+
+wr_err_t wr_queue_stat(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_loop_t *reply,
+                       wr_queue_stat_cb cb, void *arg);
+
+#define WR_DEL_IF_UNUSED 0x01u /* WR_EBUSY if it has claimed messages or waiters */
+#define WR_DEL_IF_EMPTY 0x02u  /* WR_EBUSY if it holds messages */
+
+typedef struct wr_count_res {
+    wr_err_t err;
+    uint64_t count; /* messages removed */
+} wr_count_res_t;
+typedef void (*wr_count_cb)(void *arg, const wr_count_res_t *res);
+
+/* Deletes the queue and its messages. A missing queue is WR_ENOTFOUND.
+ * Parked long-poll claims complete with no messages. */
+wr_err_t wr_queue_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, unsigned flags,
+                         wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* Removes every message that is not claimed; claimed messages go when their
+ * claim ends (as AMQP purge leaves unacked messages alone). */
+wr_err_t wr_queue_purge(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_loop_t *reply,
+                        wr_count_cb cb, void *arg);
+
+typedef struct wr_queue_item {
+    wr_slice_t name;
+    wr_slice_t meta;
+} wr_queue_item_t;
+
+typedef struct wr_queue_list_res {
+    wr_err_t err;
+    const wr_queue_item_t *items; /* sorted by name (bytewise) */
+    size_t n;
+    bool more; /* queues beyond the last item exist */
+} wr_queue_list_res_t;
+typedef void (*wr_queue_list_cb)(void *arg, const wr_queue_list_res_t *res);
+
+/* Lists a tenant's queues with names strictly greater than `marker` (empty
+ * slice: from the start), at most `limit` (1..1000). Metadata is filled only
+ * when with_meta. Gathers from every shard. */
+wr_err_t wr_queue_list(wr_core_t *core, wr_slice_t tenant, wr_slice_t marker, uint32_t limit,
+                       bool with_meta, wr_loop_t *reply, wr_queue_list_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+
+typedef struct wr_msg_in {
+    wr_body_t *body;    /* the call takes this reference */
+    int64_t ttl_ms;     /* > 0; or 0: the queue's default TTL, else never */
+    int64_t delay_ms;   /* >= 0; or -1: the queue's default delay */
+    uint64_t producer;  /* opaque publisher identity (hash of Client-ID) */
+    bool persistent;
+} wr_msg_in_t;
+
+#define WR_PUB_CREATE 0x01u /* create the queue (default attrs) if missing */
+
+typedef struct wr_publish_res {
+    wr_err_t err;       /* WR_ENOTFOUND, WR_ETOOBIG, WR_EQUOTA, ... : none stored */
+    const uint64_t *ids; /* n ids in input order */
+    size_t n;
+} wr_publish_res_t;
+typedef void (*wr_publish_cb)(void *arg, const wr_publish_res_t *res);
+
+/* Appends n messages (1..WR_BATCH_MAX) to the queue, all or none. The
+ * callback fires once they are as durable as the queue asks. The bodies'
+ * references pass to the core even when the call fails. */
+#define WR_BATCH_MAX 1000
+wr_err_t wr_publish(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_msg_in_t *msgs,
+                    size_t n, unsigned flags, wr_loop_t *reply, wr_publish_cb cb, void *arg);
+
+/* A message as handed to a front end: a snapshot made on the shard. */
+typedef struct wr_msg_view {
+    uint64_t id;
+    wr_body_t *body;      /* borrowed: wr_body_ref() to keep */
+    int64_t enqueued_ms;  /* wall clock */
+    int64_t ttl_ms;       /* the TTL it was published with (0: never expires) */
+    int64_t expires_ms;   /* wall clock; INT64_MAX if never */
+    uint64_t producer;
+    uint64_t claim_id;    /* 0 if not under an unexpired claim */
+    uint32_t claim_count; /* times it has been claimed */
+    bool redelivered;     /* claimed before and released or expired */
+    bool persistent;
+} wr_msg_view_t;
+
+typedef struct wr_msgs_res {
+    wr_err_t err;
+    const wr_msg_view_t *msgs;
+    size_t n;
+    uint64_t claim_id; /* for claims: the new claim (0 if no messages) */
+    int64_t claim_ttl_ms, claim_age_ms; /* for wr_claim_get */
+    uint64_t next_marker; /* for lists: pass as marker for the next page */
+} wr_msgs_res_t;
+typedef void (*wr_msgs_cb)(void *arg, const wr_msgs_res_t *res);
+
+#define WR_LIST_CLAIMED 0x01u    /* include messages under a claim */
+#define WR_LIST_DELAYED 0x02u    /* include messages whose delay has not passed */
+#define WR_LIST_HIDE_OWN 0x04u   /* hide messages whose producer == `producer` */
+
+/* Non-destructive read, oldest first, of messages with id > marker (0: from
+ * the start), at most limit (1..1000). A missing queue gives an empty list
+ * (err WR_OK). */
+wr_err_t wr_msg_list(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t marker,
+                     uint32_t limit, unsigned flags, uint64_t producer, wr_loop_t *reply,
+                     wr_msgs_cb cb, void *arg);
+
+/* Reads the given messages (claimed or not; not expired), in the order
+ * given, skipping unknown ids. n <= WR_BATCH_MAX. Missing queue: WR_ENOTFOUND. */
+wr_err_t wr_msg_get(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, const uint64_t *ids,
+                    size_t n, wr_loop_t *reply, wr_msgs_cb cb, void *arg);
+
+/*
+ * Deletes messages by id, n <= WR_BATCH_MAX; unknown ids are ignored.
+ *  claim_id == 0 and !force: a message under an unexpired claim is not
+ *    deleted and the call fails with WR_EDENIED (nothing deleted).
+ *  claim_id != 0: each message must be under that unexpired claim, else the
+ *    call fails with WR_EINVAL (nothing deleted).
+ *  force: delete whatever the claims.
+ * count = messages deleted.
+ */
+wr_err_t wr_msg_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, const uint64_t *ids,
+                       size_t n, uint64_t claim_id, bool force, wr_loop_t *reply, wr_count_cb cb,
+                       void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Claims: the one consumption primitive                                    */
+
+typedef struct wr_claim_opts {
+    uint32_t limit;    /* 1..max_claim_messages */
+    int64_t ttl_ms;    /* claim lifetime, > 0 */
+    int64_t grace_ms;  /* claimed messages live at least ttl + grace, >= 0 */
+    int64_t wait_ms;   /* long-poll: wait up to this for a first message; 0 = no wait */
+    bool pop;          /* delete the messages as they are taken (no claim kept) */
+} wr_claim_opts_t;
+
+/*
+ * Takes up to limit visible, unclaimed (or expired-claim), unexpired messages,
+ * oldest first, under a new claim. Best effort: fewer may come back. With
+ * wait_ms > 0 and none available, the request parks on the queue (even one
+ * that does not exist yet) until a message arrives, the wait passes, or the
+ * queue is deleted; it then completes with what it could take (maybe none).
+ * n == 0 means nothing claimed (claim_id 0). Missing queue without wait:
+ * empty result, err WR_OK.
+ */
+wr_err_t wr_claim(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue,
+                  const wr_claim_opts_t *opts, wr_loop_t *reply, wr_msgs_cb cb, void *arg);
+
+/* The claim's unexpired messages, claim_ttl_ms and claim_age_ms.
+ * WR_ENOTFOUND if the claim is unknown or expired. */
+wr_err_t wr_claim_get(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t claim_id,
+                      wr_loop_t *reply, wr_msgs_cb cb, void *arg);
+
+/* Renews: age restarts, new TTL; messages live at least ttl + grace from now.
+ * WR_ENOTFOUND if unknown or expired. */
+wr_err_t wr_claim_renew(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t claim_id,
+                        int64_t ttl_ms, int64_t grace_ms, wr_loop_t *reply, wr_count_cb cb,
+                        void *arg);
+
+/* Ends the claim; its messages become available again (redelivered). An
+ * unknown claim is not an error (count 0). */
+wr_err_t wr_claim_release(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t claim_id,
+                          wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Observation                                                              */
+
+typedef struct wr_queue_metrics {
+    wr_slice_t tenant, name;
+    uint64_t ready, claimed, bytes;
+    uint64_t published, delivered, acked, expired;
+} wr_queue_metrics_t;
+
+typedef struct wr_shard_metrics {
+    unsigned shard;
+    uint64_t queues;
+    uint64_t lag_last_us, lag_max_us;
+    uint64_t requests; /* mailbox requests served */
+} wr_shard_metrics_t;
+
+typedef struct wr_metrics_res {
+    const wr_queue_metrics_t *queues;
+    size_t nqueues;
+    const wr_shard_metrics_t *shards;
+    size_t nshards;
+} wr_metrics_res_t;
+typedef void (*wr_metrics_cb)(void *arg, const wr_metrics_res_t *res);
+
+/* Gathers a snapshot from every shard. */
+wr_err_t wr_core_metrics(wr_core_t *core, wr_loop_t *reply, wr_metrics_cb cb, void *arg);
+
+#endif
