@@ -1,0 +1,51 @@
+/*
+ * config.h - warrend's settings: one table drives the --flags, the config
+ * file (INI, read with inih), --help, defaults and bounds.
+ *
+ * Precedence: built-in defaults < config file < command-line flags.
+ */
+#ifndef WR_CONFIG_H
+#define WR_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+typedef struct wr_config {
+    char amqp_addr[64];    /* --amqp ADDR:PORT (default 127.0.0.1:5672) */
+    uint16_t amqp_port;
+    char http_addr[64];    /* --http ADDR:PORT (default 127.0.0.1:8888) */
+    uint16_t http_port;
+    char data_dir[1024];   /* --data DIR (default ./warren-data) */
+    unsigned shards;       /* --shards N (default 0 = one per CPU) */
+    char zone[64];         /* --zone NAME (default "default") */
+    char etcd[256];        /* --etcd URL (default empty: single node) */
+    char log_level[16];    /* --log-level error|warn|info|debug (default info) */
+    char store[32];        /* --store memory (default memory) */
+    uint32_t max_message_bytes; /* --max-message-bytes (default 262144) */
+    /* REST: trust X-Project-Id without a token. On by default while the REST
+     * listener is on loopback (the `make run` mode). */
+    bool trust_project_header;
+} wr_config_t;
+
+/* Fills defaults. */
+void wr_config_defaults(wr_config_t *cfg /* OUT */);
+
+/*
+ * Parses argv: --config FILE is read first (if given), then every other
+ * flag overrides it. On --help writes the usage to `out` and sets *exit_now.
+ * On error writes a one-line message to `err` and returns WR_EINVAL.
+ */
+wr_err_t wr_config_from_args(wr_config_t *cfg, int argc, char **argv, FILE *out, FILE *err,
+                             bool *exit_now /* OUT */);
+
+/* Reads an INI file ([warren] section or no section; keys = flag names
+ * without dashes, e.g. `http = 127.0.0.1:8888`). */
+wr_err_t wr_config_load_file(wr_config_t *cfg, const char *path, FILE *err);
+
+/* Writes the --help text. */
+void wr_config_usage(FILE *out);
+
+#endif
