@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# install-deps.sh - installs the Debian packages warren builds, tests and
+# benchmarks with. Idempotent and quiet: when every package is already
+# installed it prints nothing and touches nothing (no apt-get update).
+#
+#   deploy/install-deps.sh          as root, or through sudo otherwise
+#
+# Debian 12 (bookworm) package names. Only apt packages: nothing is fetched
+# from anywhere else.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  # libraries (DESIGN.md "Dependencies")
+  libevent-dev libevhtp-dev libjansson-dev libinih-dev libmsgpack-dev
+  librocksdb-dev librabbitmq-dev
+  # unit tests
+  libcriterion-dev
+  # integration tests and benchmarks: real clients, no mocks
+  python3 python3-pytest python3-requests python3-zaqarclient wrk curl procps
+)
+
+# One dpkg-query for all; a package dpkg has never heard of is simply absent
+# from its output (and counts as missing).
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
+missing=()
+for p in "${packages[@]}"; do
+  grep -qx "$p installed" <<<"$installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "install-deps: missing packages (${missing[*]}) and not root, no sudo" >&2
+  exit 1
+fi
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
