@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, parse_qs
 import pytest
 import requests
 
-from warren import Api, assert_alive, assert_error, describe, claim_id_from_href, message_id_from_href
+from warren import (Api, assert_alive, assert_error, claim_id_from_href, describe, ids_qs,
+                    message_id_from_href)
 
 MAX_POST = 262144
 
@@ -280,7 +281,7 @@ def test_get_unknown_message_404(api):
 
 def test_get_by_ids(api):
     ids = api.post_bodies("byids", ["a", "b", "c"])
-    r = api.get(msgs_path("byids"), params={"ids": ",".join(ids[:2])})
+    r = api.get(msgs_path("byids"), params=ids_qs(ids[:2]))
     assert r.status_code == 200, describe(r)
     got = r.json()["messages"]
     assert sorted(m["id"] for m in got) == sorted(ids[:2])
@@ -297,19 +298,19 @@ def test_get_by_ids_ignores_echo(api):
 def test_get_by_ids_ignores_unknown_404_when_none(api):
     ids = api.post_bodies("byunk", ["a", "b"])
     assert api.delete(msgs_path("byunk") + "/" + ids[1]).status_code == 204
-    r = api.get(msgs_path("byunk"), params={"ids": ",".join(ids)})
+    r = api.get(msgs_path("byunk"), params=ids_qs(ids))
     assert r.status_code == 200, describe(r)
     assert [m["id"] for m in r.json()["messages"]] == [ids[0]]
     assert_error(api.get(msgs_path("byunk"), params={"ids": ids[1]}), 404)
-    assert_error(api.get(msgs_path("notthere"), params={"ids": "a,b,c"}), 404)
+    assert_error(api.get(msgs_path("notthere"), params="ids=a,b,c"), 404)
 
 
 def test_get_by_ids_max_20(api):
     ids = api.post_bodies("ids20", list(range(21)))
-    r = api.get(msgs_path("ids20"), params={"ids": ",".join(ids[:20])})
+    r = api.get(msgs_path("ids20"), params=ids_qs(ids[:20]))
     assert r.status_code == 200 and len(r.json()["messages"]) == 20, describe(r)
-    assert_error(api.get(msgs_path("ids20"), params={"ids": ",".join(ids)}), 400)
-    assert_error(api.get(msgs_path("ids20"), params={"ids": ",".join([ids[0]] * 21)}), 400)
+    assert_error(api.get(msgs_path("ids20"), params=ids_qs(ids)), 400)
+    assert_error(api.get(msgs_path("ids20"), params=ids_qs([ids[0]] * 21)), 400)
 
 
 # --- delete by id ----------------------------------------------------------
@@ -364,22 +365,22 @@ def test_delete_missing_message_in_missing_queue_204(api):
 
 def test_bulk_delete_by_ids(api):
     ids = api.post_bodies("bulk", list(range(5)))
-    r = api.delete(msgs_path("bulk"), params={"ids": ",".join(ids[:3])})
+    r = api.delete(msgs_path("bulk"), params=ids_qs(ids[:3]))
     assert r.status_code == 204, describe(r)
-    assert_error(api.get(msgs_path("bulk"), params={"ids": ",".join(ids[:3])}), 404)
+    assert_error(api.get(msgs_path("bulk"), params=ids_qs(ids[:3])), 404)
     left = list_page(api, "bulk", echo="true")["messages"]
     assert [m["id"] for m in left] == ids[3:]
     # unknown ids are fine, even after the queue is gone
-    assert api.delete(msgs_path("bulk"), params={"ids": ",".join(ids[:3])}).status_code == 204
+    assert api.delete(msgs_path("bulk"), params=ids_qs(ids[:3])).status_code == 204
     assert api.delete("/v2/queues/bulk").status_code == 204
-    assert api.delete(msgs_path("bulk"), params={"ids": ",".join(ids)}).status_code == 204
+    assert api.delete(msgs_path("bulk"), params=ids_qs(ids)).status_code == 204
 
 
 def test_bulk_delete_max_20_ids(api):
     ids = api.post_bodies("bulk20", list(range(21)))
-    assert_error(api.delete(msgs_path("bulk20"), params={"ids": ",".join(ids)}), 400)
+    assert_error(api.delete(msgs_path("bulk20"), params=ids_qs(ids)), 400)
     assert len(list_all(api, "bulk20", echo="true")) == 21, "rejected delete removed messages"
-    assert api.delete(msgs_path("bulk20"), params={"ids": ",".join(ids[:20])}).status_code == 204
+    assert api.delete(msgs_path("bulk20"), params=ids_qs(ids[:20])).status_code == 204
     assert [m["id"] for m in list_all(api, "bulk20", echo="true")] == ids[20:]
 
 

@@ -8,7 +8,7 @@ import re
 
 import requests
 
-from warren import Api, describe
+from warren import ids_qs, Api, describe
 
 # metric_name{label="value",...} value [timestamp]
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+-?\d+)?$')
@@ -72,7 +72,7 @@ def test_metrics_prometheus_text_with_queue_messages(base):
 def test_metrics_count_follows_deletes(base):
     api = Api(base)
     ids = api.post_bodies("shrinking", list(range(5)))
-    assert api.delete("/v2/queues/shrinking/messages", params={"ids": ",".join(ids[:3])}) \
+    assert api.delete("/v2/queues/shrinking/messages", params=ids_qs(ids[:3])) \
         .status_code == 204
     assert queue_messages(scrape(base), api.project, "shrinking") == [2.0]
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 
-from warren import Api, assert_alive, assert_error, describe, headers
+from warren import ids_qs, Api, assert_alive, assert_error, describe, headers
 
 
 def test_projects_do_not_see_each_others_queues(base):
@@ -40,7 +40,7 @@ def test_projects_do_not_see_each_others_messages(base):
     assert [m["body"] for m in lb] == ["b-msg"]
     for mid in ids:
         assert_error(b.get("/v2/queues/q/messages/" + mid), 404)
-    assert_error(b.get("/v2/queues/q/messages", params={"ids": ",".join(ids)}), 404)
+    assert_error(b.get("/v2/queues/q/messages", params=ids_qs(ids)), 404)
     # b's claims and pops never take a's messages
     r = b.claim("q", limit=20)
     assert r.status_code == 201, describe(r)
@@ -49,7 +49,7 @@ def test_projects_do_not_see_each_others_messages(base):
     # b deleting a's ids by id or in bulk does nothing to a
     for mid in ids:
         assert b.delete("/v2/queues/q/messages/" + mid).status_code == 204
-    assert b.delete("/v2/queues/q/messages", params={"ids": ",".join(ids)}).status_code == 204
+    assert b.delete("/v2/queues/q/messages", params=ids_qs(ids)).status_code == 204
     b.post("/v2/queues/q/purge")
     s = a.stats("q")
     assert (s["total"], s["free"]) == (2, 2), s
