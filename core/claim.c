@@ -1,0 +1,408 @@
+/*
+ * claim.c - claims, the one consumption primitive, and long-polls.
+ *
+ * Layout: claim lifecycle (end, expire, free); the claim scan (take);
+ * parking and waking long-polls; request handlers.
+ *
+ * A message points at the last claim that took it; the claim lists the ids
+ * it took. The claim is live while claim->expires_ms > now, so an expired
+ * claim needs no timer to stop counting: wr__queue_tick ends it (clearing
+ * its messages) the first time anyone looks after q->next_claim_exp.
+ *
+ * The scan starts at q->free_id, below which every message is known to be
+ * claimed, so a queue with a long claimed head does not rescan it on every
+ * claim. Anything that frees a message (claim end) moves free_id back.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Claim lifecycle                                                          */
+
+static wr__claim_t *claim_find(const wr__queue_t *q, uint64_t id)
+{
+    return wr__map_get(&q->claims, wr__hash_u64(id), &id, sizeof(id));
+}
+
+/* Releases the claim's messages (redelivered on their next claim), removes
+ * those purged meanwhile, and frees the claim. Returns messages released. */
+static uint64_t claim_end(wr__shard_t *sh, wr__queue_t *q, wr__claim_t *c)
+{
+    uint64_t released = 0, pos;
+
+    for (uint32_t i = 0; i < c->n; i++) {
+        wr__msg_t *m = wr__ix_find(&q->ix, c->ids[i], &pos);
+        if (!m || m->claim != c)
+            continue;
+        m->claim = NULL;
+        q->nclaimed--;
+        if (m->flags & WR__MSG_PURGED) {
+            wr__queue_remove(sh, q, pos);
+            continue;
+        }
+        q->free_id = WR__MIN(q->free_id, m->id);
+        released++;
+    }
+    wr__map_del(&q->claims, wr__hash_u64(c->id), &c->id, sizeof(c->id));
+    free(c);
+    return released;
+}
+
+void wr__claims_expire(wr__shard_t *sh, wr__queue_t *q, int64_t now)
+{
+    wr__claim_t *stack[64], **ended = stack;
+    size_t n = 0, cap = 64;
+    int64_t next = INT64_MAX;
+
+    /* Collect first: ending a claim deletes from the map being walked. */
+    for (size_t i = 0; i < q->claims.cap; i++) {
+        wr__claim_t *c = q->claims.e[i].val;
+        if (!c)
+            continue;
+        if (c->expires_ms > now) {
+            next = WR__MIN(next, c->expires_ms);
+            continue;
+        }
+        if (n == cap) {
+            cap *= 2;
+            if (ended == stack) {
+                ended = wr__xmalloc(cap * sizeof(*ended));
+                memcpy(ended, stack, sizeof(stack));
+            } else {
+                ended = wr__xrealloc(ended, cap * sizeof(*ended));
+            }
+        }
+        ended[n++] = c;
+    }
+    for (size_t i = 0; i < n; i++)
+        claim_end(sh, q, ended[i]);
+    if (ended != stack)
+        free(ended);
+    q->next_claim_exp = next;
+    if (n && q->waiters.n)
+        wr__serve_waiters(sh, q, now);
+}
+
+void wr__claims_free(wr__queue_t *q)
+{
+    for (size_t i = 0; i < q->claims.cap; i++)
+        free(q->claims.e[i].val);
+    wr__map_fini(&q->claims);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The scan                                                                 */
+
+/* Takes up to opts.limit messages for request r into r->out.msgs under a
+ * new claim (or pops them). Returns the number taken. */
+static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
+{
+    const wr_claim_opts_t *o = &r->in.claim;
+    wr_msgs_res_t *res = &r->out.msgs;
+    wr_msg_view_t *views = NULL;
+    wr__claim_t *c = NULL;
+    size_t n = 0, cap = 0;
+    bool contiguous = true; /* everything from free_id to p is claimed */
+    int64_t claim_exp = now + o->ttl_ms;
+
+    for (uint64_t p = wr__ix_next(&q->ix, wr__ix_lower_bound(&q->ix, q->free_id));
+         p < wr__ix_end(&q->ix) && n < o->limit; p = wr__ix_next(&q->ix, p + 1)) {
+        wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
+
+        if (m->expires_ms <= now) {
+            q->expired++;
+            wr__queue_remove(sh, q, p);
+            continue;
+        }
+        if (wr__msg_claim(m, now)) {
+            if (contiguous)
+                q->free_id = m->id + 1;
+            continue;
+        }
+        if (m->visible_ms > now) {
+            contiguous = false;
+            if (q->vis_sorted)
+                break; /* everything after is delayed longer */
+            continue;
+        }
+        if (!views) {
+            cap = WR__MIN((size_t)o->limit, q->ix.live);
+            views = wr__xmalloc(cap * sizeof(*views));
+            if (!o->pop) {
+                c = wr__xmalloc(sizeof(*c) + cap * sizeof(c->ids[0]));
+                c->id = wr__next_claim_id(sh);
+                c->created_ms = now;
+                c->ttl_ms = o->ttl_ms;
+                c->expires_ms = claim_exp;
+                c->n = 0;
+            }
+        }
+        if (m->claim_count++)
+            m->flags |= WR__MSG_REDELIVERED;
+        if (contiguous)
+            q->free_id = m->id + 1;
+        if (o->pop) {
+            wr__view_fill(&views[n++], m, now);
+            q->acked++;
+            wr__queue_remove(sh, q, p);
+            continue;
+        }
+        /* A lazily expired claim still counts in nclaimed. */
+        if (!m->claim)
+            q->nclaimed++;
+        m->claim = c;
+        c->ids[c->n++] = m->id;
+        m->expires_ms = WR__MAX(m->expires_ms, claim_exp + o->grace_ms);
+        wr__view_fill(&views[n++], m, now);
+    }
+    q->delivered += n;
+    res->msgs = views;
+    res->n = n;
+    if (c) {
+        wr__map_put(&q->claims, wr__hash_u64(c->id), &c->id, sizeof(c->id), c);
+        res->claim_id = c->id;
+        res->claim_ttl_ms = c->ttl_ms;
+        q->next_claim_exp = WR__MIN(q->next_claim_exp, c->expires_ms);
+        wr__queue_note_due(sh, q);
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Long-polls                                                               */
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg);
+
+static void park(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r)
+{
+    wr__waitlist_t *wl;
+    struct timeval tv;
+
+    if (q) {
+        wl = &q->waiters;
+    } else {
+        wr__parked_t *p = wr__map_get(&sh->parked, r->hash, r->key, r->klen);
+        if (!p) {
+            p = wr__xcalloc(1, sizeof(*p) + r->klen);
+            memcpy(p->key, r->key, r->klen);
+            p->klen = r->klen;
+            p->hash = r->hash;
+            p->wl.parked = p;
+            wr__map_put(&sh->parked, p->hash, p->key, p->klen, p);
+        }
+        wl = &p->wl;
+    }
+    r->wl = wl;
+    r->wnext = NULL;
+    r->wprev = wl->tail;
+    if (wl->tail)
+        wl->tail->wnext = r;
+    else
+        wl->head = r;
+    wl->tail = r;
+    wl->n++;
+    sh->nwaiting++;
+
+    r->wev = event_new(wr_loop_base(sh->loop), -1, 0, on_wait_timeout, r);
+    if (!r->wev)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    tv.tv_sec = r->in.claim.wait_ms / 1000;
+    tv.tv_usec = (r->in.claim.wait_ms % 1000) * 1000;
+    event_add(r->wev, &tv);
+}
+
+static void unpark(wr__shard_t *sh, wr__req_t *r)
+{
+    wr__waitlist_t *wl = r->wl;
+
+    if (r->wprev)
+        r->wprev->wnext = r->wnext;
+    else
+        wl->head = r->wnext;
+    if (r->wnext)
+        r->wnext->wprev = r->wprev;
+    else
+        wl->tail = r->wprev;
+    wl->n--;
+    sh->nwaiting--;
+    r->wl = NULL;
+    r->wprev = r->wnext = NULL;
+    event_free(r->wev);
+    r->wev = NULL;
+    if (wl->parked && wl->n == 0) {
+        wr__parked_t *p = wl->parked;
+        wr__map_del(&sh->parked, p->hash, p->key, p->klen);
+        free(p);
+    }
+}
+
+void wr__serve_waiters(wr__shard_t *sh, wr__queue_t *q, int64_t now)
+{
+    while (q->waiters.head) {
+        wr__req_t *r = q->waiters.head;
+        if (take(sh, q, r, now) == 0)
+            break;
+        unpark(sh, r);
+        wr__complete(r);
+    }
+}
+
+void wr__waitlist_flush(wr__shard_t *sh, wr__waitlist_t *wl, wr__queue_t *q, int64_t now)
+{
+    /* unpark frees a parked entry once empty: never touch wl after that. */
+    while (wl->n) {
+        wr__req_t *r = wl->head;
+        unpark(sh, r);
+        if (q)
+            take(sh, q, r, now);
+        wr__complete(r);
+    }
+}
+
+void wr__waitlist_adopt(wr__shard_t *sh, wr__queue_t *q)
+{
+    wr__parked_t *p = wr__map_del(&sh->parked, q->hash, q->key, q->klen);
+
+    if (!p)
+        return;
+    q->waiters = p->wl;
+    q->waiters.parked = NULL;
+    for (wr__req_t *r = q->waiters.head; r; r = r->wnext)
+        r->wl = &q->waiters;
+    free(p);
+}
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    wr__req_t *r = arg;
+    wr__shard_t *sh = &r->core->shards[r->shard];
+    wr__queue_t *q;
+    int64_t now = wr_now_wall_ms();
+
+    (void)fd;
+    (void)what;
+    /* Off the list first: the tick below may serve waiters. */
+    unpark(sh, r);
+    q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    if (q) {
+        wr__queue_tick(sh, q, now);
+        take(sh, q, r, now);
+        wr__ix_tidy(&q->ix);
+    }
+    wr__complete(r);
+    wr__persist_flush(sh);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handlers                                                                 */
+
+void wr__exec_claim(wr__shard_t *sh, wr__req_t *r)
+{
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    size_t n = 0;
+
+    if (q) {
+        wr__queue_tick(sh, q, now);
+        /* Waiters already parked come first (a delay may have passed since
+         * anyone looked); r takes only what they leave. */
+        if (q->waiters.n)
+            wr__serve_waiters(sh, q, now);
+        if (!q->waiters.n)
+            n = take(sh, q, r, now);
+        wr__ix_tidy(&q->ix);
+    }
+    if (n == 0 && r->in.claim.wait_ms > 0 && !atomic_load(&sh->core->stopping)) {
+        park(sh, q, r);
+        return;
+    }
+    wr__complete(r);
+}
+
+/* The claim if it is live; an expired one is ended on the spot. */
+static wr__claim_t *live_claim(wr__shard_t *sh, wr__queue_t *q, uint64_t id, int64_t now)
+{
+    wr__claim_t *c;
+
+    if (!q)
+        return NULL;
+    wr__queue_tick(sh, q, now);
+    c = claim_find(q, id);
+    return c && c->expires_ms > now ? c : NULL;
+}
+
+void wr__exec_claim_get(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_msgs_res_t *res = &r->out.msgs;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    wr__claim_t *c = live_claim(sh, q, r->in.cl.claim_id, now);
+    wr_msg_view_t *views;
+    size_t n = 0;
+
+    if (!c) {
+        res->err = WR_ENOTFOUND;
+        wr__complete(r);
+        return;
+    }
+    views = wr__xmalloc(c->n * sizeof(*views));
+    for (uint32_t i = 0; i < c->n; i++) {
+        const wr__msg_t *m = wr__ix_find(&q->ix, c->ids[i], NULL);
+        if (m && m->claim == c && m->expires_ms > now)
+            wr__view_fill(&views[n++], m, now);
+    }
+    res->msgs = views;
+    res->n = n;
+    res->claim_id = c->id;
+    res->claim_ttl_ms = c->ttl_ms;
+    res->claim_age_ms = now - c->created_ms;
+    wr__complete(r);
+}
+
+void wr__exec_claim_renew(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_count_res_t *res = &r->out.count;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    wr__claim_t *c = live_claim(sh, q, r->in.cl.claim_id, now);
+    int64_t live_until;
+
+    if (!c) {
+        res->err = WR_ENOTFOUND;
+        wr__complete(r);
+        return;
+    }
+    c->created_ms = now;
+    c->ttl_ms = r->in.cl.ttl_ms;
+    c->expires_ms = now + c->ttl_ms;
+    live_until = c->expires_ms + r->in.cl.grace_ms;
+    for (uint32_t i = 0; i < c->n; i++) {
+        wr__msg_t *m = wr__ix_find(&q->ix, c->ids[i], NULL);
+        if (!m || m->claim != c)
+            continue;
+        m->expires_ms = WR__MAX(m->expires_ms, live_until);
+        res->count++;
+    }
+    /* A shorter TTL moves the claim's end earlier than the bound. */
+    q->next_claim_exp = WR__MIN(q->next_claim_exp, c->expires_ms);
+    wr__queue_note_due(sh, q);
+    wr__complete(r);
+}
+
+void wr__exec_claim_release(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_count_res_t *res = &r->out.count;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    wr__claim_t *c = live_claim(sh, q, r->in.cl.claim_id, now);
+
+    if (c) {
+        res->count = claim_end(sh, q, c);
+        wr__serve_waiters(sh, q, now);
+        wr__ix_tidy(&q->ix);
+    }
+    wr__complete(r);
+}

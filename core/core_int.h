@@ -1,0 +1,472 @@
+/*
+ * core_int.h - private types of the queue core, shared by the core sources only.
+ *
+ * Front ends never include this: their door is wr.h. Layout:
+ *   allocation helpers, hashing and the byte-keyed map (map.c)
+ *   messages and the ordered message index (index.c)
+ *   claims and long-poll wait lists (claim.c)
+ *   queues (queue.c, message.c), shards (shard.c), the core (core.c)
+ *   requests: one heap block per API call (api.c, core.c, gather.c)
+ *   the store hook (persist.c)
+ *
+ * Threading rule: a wr__queue_t, its messages and claims, and everything in
+ * a wr__shard_t except the loop pointer belong to that shard's thread. A
+ * wr__req_t is handed over whole: the caller's thread fills it, the shard
+ * executes it, the reply loop runs the callback and frees it.
+ */
+#ifndef WR_CORE_INT_H
+#define WR_CORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../backends/backend.h"
+#include "log.h"
+#include "wr.h"
+
+struct event;
+
+/* ------------------------------------------------------------------------ */
+/* Allocation: running out of memory aborts with a log line (map.c).        */
+
+void *wr__xmalloc(size_t n);
+void *wr__xcalloc(size_t n, size_t size);
+void *wr__xrealloc(void *p, size_t n);
+
+#define WR__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define WR__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Longest duration the core accepts (TTL, delay, grace): ~139 years, small
+ * enough that now + ttl + grace can never overflow an int64_t. */
+#define WR__MAX_DURATION_MS ((int64_t)1 << 42)
+
+/* Built-in limits (wr_core_cfg_t fields left 0). */
+#define WR__DEF_MAX_MESSAGE_BYTES (256u * 1024u)
+#define WR__DEF_MAX_CLAIM_MESSAGES 1000u
+#define WR__DEF_MAX_CLAIM_WAIT_MS 20000u
+#define WR__LIST_MAX 1000u
+
+/* ------------------------------------------------------------------------ */
+/* Hashing and the map (map.c)                                              */
+
+/* Hash of tenant '\0' queue. The shard is taken from the high bits and map
+ * buckets from the low bits, so one shard's tables are not half empty. */
+uint64_t wr__hash_key(const void *key, size_t klen);
+uint64_t wr__hash_u64(uint64_t x);
+
+/*
+ * Open addressing with linear probing and backward-shift deletion. The map
+ * does not own keys: each key points into its value, which outlives the
+ * entry. Iterate with `for (i = 0; i < m->cap; i++) if (m->e[i].val)`, but
+ * never delete while iterating.
+ */
+typedef struct wr__map_ent {
+    uint64_t hash;
+    const void *key;
+    size_t klen;
+    void *val;
+} wr__map_ent_t;
+
+typedef struct wr__map {
+    wr__map_ent_t *e;
+    size_t cap, len; /* cap: 0 or a power of two */
+} wr__map_t;
+
+void wr__map_fini(wr__map_t *m);
+void *wr__map_get(const wr__map_t *m, uint64_t hash, const void *key, size_t klen);
+/* The key must not be present. */
+void wr__map_put(wr__map_t *m, uint64_t hash, const void *key, size_t klen, void *val);
+/* Returns the removed value or NULL. */
+void *wr__map_del(wr__map_t *m, uint64_t hash, const void *key, size_t klen);
+
+/* ------------------------------------------------------------------------ */
+/* Messages and the message index (index.c)                                 */
+
+typedef struct wr__claim wr__claim_t;
+
+#define WR__MSG_PERSISTENT 0x01u
+#define WR__MSG_REDELIVERED 0x02u
+#define WR__MSG_PURGED 0x04u /* purged while claimed: remove when the claim ends */
+
+/* 72 bytes: with a 100-byte body (one ~128-byte allocation) and a 16-byte
+ * index slot, a message costs ~216 bytes. */
+typedef struct wr__msg {
+    uint64_t id;
+    wr_body_t *body;
+    int64_t enqueued_ms;
+    int64_t ttl_ms;     /* as published; 0 = never expires */
+    int64_t expires_ms; /* INT64_MAX = never; claims only ever raise it */
+    int64_t visible_ms; /* delay: not claimable before */
+    uint64_t producer;
+    wr__claim_t *claim; /* last claim taken; live only while claim->expires_ms > now */
+    uint32_t claim_count;
+    uint32_t flags;
+} wr__msg_t;
+
+typedef struct wr__slot {
+    uint64_t id; /* kept in tombstones too, so binary search still works */
+    wr__msg_t *m; /* NULL: tombstone */
+} wr__slot_t;
+
+/*
+ * Ring of slots ordered by id. Positions are absolute (uint64_t, never
+ * wrapping in practice): removing a head slot moves `base` but leaves the
+ * position of every other slot unchanged, so a scan may remove what it
+ * visits. Only wr__ix_tidy (compaction) renumbers; call it between scans.
+ */
+typedef struct wr__index {
+    wr__slot_t *s;
+    uint64_t base; /* position of the first slot */
+    size_t cap;    /* 0 or a power of two */
+    size_t len;    /* slots in use, tombstones included */
+    size_t live;   /* messages */
+} wr__index_t;
+
+static inline wr__slot_t *wr__ix_slot(const wr__index_t *ix, uint64_t pos)
+{
+    return &ix->s[pos & (ix->cap - 1)];
+}
+static inline uint64_t wr__ix_end(const wr__index_t *ix)
+{
+    return ix->base + ix->len;
+}
+/* First position whose id >= id (may be wr__ix_end). */
+uint64_t wr__ix_lower_bound(const wr__index_t *ix, uint64_t id);
+/* The first live position >= pos, or wr__ix_end. */
+uint64_t wr__ix_next(const wr__index_t *ix, uint64_t pos);
+/* The live message with this id, or NULL; *pos_out set when found. */
+wr__msg_t *wr__ix_find(const wr__index_t *ix, uint64_t id, uint64_t *pos_out /* OUT */);
+/* m->id must be greater than every id in the index. */
+void wr__ix_append(wr__index_t *ix, wr__msg_t *m);
+/* Turns the slot into a tombstone; trims tombstones at both ends. */
+void wr__ix_clear(wr__index_t *ix, uint64_t pos);
+/* Compacts when tombstones outnumber messages, shrinks when mostly empty. */
+void wr__ix_tidy(wr__index_t *ix);
+void wr__ix_fini(wr__index_t *ix);
+
+/* ------------------------------------------------------------------------ */
+/* Claims and wait lists (claim.c)                                          */
+
+struct wr__claim {
+    uint64_t id;
+    int64_t created_ms; /* age restarts on renew */
+    int64_t ttl_ms;
+    int64_t expires_ms;
+    uint32_t n;     /* ids taken; some may since be deleted or re-claimed */
+    uint64_t ids[]; /* ascending */
+};
+
+typedef struct wr__req wr__req_t;
+typedef struct wr__parked wr__parked_t;
+
+/* FIFO of parked long-poll claims, on a queue or on a not-yet-existing
+ * queue's name (then `parked` is the map entry that holds it). */
+typedef struct wr__waitlist {
+    wr__req_t *head, *tail;
+    uint32_t n;
+    wr__parked_t *parked;
+} wr__waitlist_t;
+
+struct wr__parked {
+    wr__waitlist_t wl;
+    uint64_t hash;
+    size_t klen;
+    char key[]; /* tenant '\0' queue */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Queues (queue.c, message.c)                                              */
+
+typedef struct wr__shard wr__shard_t;
+
+typedef struct wr__queue {
+    uint64_t hash;
+    size_t klen, tlen; /* key = tenant '\0' name */
+    wr_qid_t qid;      /* store key space */
+    wr_queue_attrs_t attrs;
+    wr_body_t *meta; /* immutable, shared with stat/list results; NULL = empty */
+    int64_t created_ms;
+    uint64_t next_id;
+    uint64_t free_id; /* no claimable message has a smaller id */
+    wr__index_t ix;
+    wr__map_t claims; /* id -> wr__claim_t */
+    wr__waitlist_t waiters;
+    uint64_t bytes;    /* body bytes of live messages */
+    uint64_t nclaimed; /* live messages with m->claim != NULL */
+    /* Expiry bounds: nothing can expire / no claim can end before these. */
+    int64_t min_exp, next_claim_exp;
+    /* While exp_sorted, publish-time expiry (enqueued + ttl) never decreases
+     * with id, so an expiry pass can stop at the first unexpired one. */
+    int64_t last_orig_exp;
+    bool exp_sorted;
+    /* While vis_sorted, visible_ms never decreases with id: a claim scan may
+     * stop at the first delayed message. max_visible_ms bounds them all. */
+    bool vis_sorted;
+    int64_t max_visible_ms;
+    uint64_t published, delivered, acked, expired;
+    char key[];
+} wr__queue_t;
+
+static inline wr_slice_t wr__queue_name(const wr__queue_t *q)
+{
+    return (wr_slice_t){q->key + q->tlen + 1, q->klen - q->tlen - 1};
+}
+
+/* The message's claim if it is still live, else NULL. */
+static inline wr__claim_t *wr__msg_claim(const wr__msg_t *m, int64_t now)
+{
+    return m->claim && m->claim->expires_ms > now ? m->claim : NULL;
+}
+
+/* Creates a queue (attrs NULL: defaults), takes the meta reference, inserts
+ * it in the shard and adopts long-polls parked on its name. */
+wr__queue_t *wr__queue_new(wr__shard_t *sh, const char *key, size_t klen, size_t tlen,
+                           uint64_t hash, const wr_queue_attrs_t *attrs, wr_body_t *meta);
+/* Removes it from the shard, completes its waiters with nothing, frees it. */
+void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q);
+/* Frees without completing anything (final teardown after the loops stop). */
+void wr__queue_free(wr__queue_t *q);
+wr__queue_t *wr__queue_find(wr__shard_t *sh, uint64_t hash, const char *key, size_t klen);
+/* Ends expired claims and removes expired messages; cheap when nothing is
+ * due. Every operation on a queue starts with it. */
+void wr__queue_tick(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+/* Unlinks and frees the message at pos (store delete queued if persistent). */
+void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos);
+/* Messages not yet visible (a scan only while some may be delayed). */
+uint64_t wr__queue_delayed(const wr__queue_t *q, int64_t now);
+/* Lowers the shard's next sweep deadline to cover this queue's bounds. */
+void wr__queue_note_due(wr__shard_t *sh, const wr__queue_t *q);
+/* Fills a view; takes a body reference the request drops after the cb. */
+void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now);
+
+/* claim.c */
+void wr__claims_expire(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+void wr__claims_free(wr__queue_t *q);
+/* Hands newly available messages to parked long-polls, oldest waiter first. */
+void wr__serve_waiters(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+/* Completes every parked request of the list with what it can take now. */
+void wr__waitlist_flush(wr__shard_t *sh, wr__waitlist_t *wl, wr__queue_t *q, int64_t now);
+/* Moves the requests parked on q's name to q. */
+void wr__waitlist_adopt(wr__shard_t *sh, wr__queue_t *q);
+
+/* ------------------------------------------------------------------------ */
+/* Shards (shard.c) and the core (core.c)                                   */
+
+struct wr__shard {
+    wr_core_t *core;
+    unsigned idx;
+    wr_loop_t *loop;
+    wr__map_t queues; /* tenant '\0' name -> wr__queue_t */
+    wr__map_t parked; /* tenant '\0' name -> wr__parked_t (no queue yet) */
+    struct event *sweep_ev;
+    uint64_t next_claim_id;
+    int64_t next_due;  /* wall ms before which no queue needs a sweep */
+    uint64_t nwaiting; /* parked requests on this shard */
+    uint64_t requests; /* mailbox requests served */
+    /* Store deletes gathered during a task, written once at its end. */
+    wr_store_op_t *dels;
+    size_t ndels, dels_cap;
+};
+
+struct wr_core {
+    unsigned nshards;
+    wr__shard_t *shards;
+    wr_store_t *store;
+    uint32_t max_message_bytes;
+    uint32_t max_claim_messages;
+    uint64_t max_claim_wait_ms;
+    atomic_bool stopping;
+    bool stopped;
+    _Atomic uint64_t inflight; /* requests accepted and not yet freed */
+    _Atomic uint64_t next_qid;
+    pthread_mutex_t mu; /* with cv: wr_core_stop waits for inflight == 0 */
+    pthread_cond_t cv;
+};
+
+wr_err_t wr__shard_init(wr__shard_t *sh, wr_core_t *core, unsigned idx);
+wr_err_t wr__shard_start(wr__shard_t *sh);
+void wr__shard_fini(wr__shard_t *sh);
+/* On the shard thread: the shard that owns the current loop. */
+wr__shard_t *wr__shard_current(wr_core_t *core);
+/* Shard task: complete every parked long-poll (wr_core_stop). */
+void wr__shard_flush_waiters(void *arg);
+uint64_t wr__next_claim_id(wr__shard_t *sh);
+
+/* ------------------------------------------------------------------------ */
+/* Requests                                                                 */
+
+typedef enum {
+    WR__OP_DECLARE,
+    WR__OP_STAT,
+    WR__OP_QDELETE,
+    WR__OP_PURGE,
+    WR__OP_PUBLISH,
+    WR__OP_MLIST,
+    WR__OP_MGET,
+    WR__OP_MDELETE,
+    WR__OP_CLAIM,
+    WR__OP_CLAIM_GET,
+    WR__OP_CLAIM_RENEW,
+    WR__OP_CLAIM_RELEASE,
+    WR__OP_QLIST,
+    WR__OP_METRICS,
+} wr__op_t;
+
+/* One shard's answer to a gather. */
+typedef struct wr__part {
+    void *items; /* wr_queue_item_t[] or wr_queue_metrics_t[] */
+    size_t n;
+    wr_body_t **metas; /* queue list: meta references, n of them (or NULL) */
+    char *names;       /* one buffer for every name */
+    wr_shard_metrics_t shard;
+} wr__part_t;
+
+struct wr__req {
+    wr_core_t *core;
+    wr_loop_t *reply;
+    union {
+        wr_queue_declare_cb declare;
+        wr_queue_stat_cb stat;
+        wr_count_cb count;
+        wr_queue_list_cb qlist;
+        wr_publish_cb publish;
+        wr_msgs_cb msgs;
+        wr_metrics_cb metrics;
+    } cb;
+    void *arg;
+    wr__op_t op;
+    unsigned shard;
+    uint64_t hash;
+    const char *key; /* tenant '\0' queue '\0' (queue empty for gathers) */
+    size_t klen, tlen;
+
+    /* Long-poll parking (claims only). */
+    wr__req_t *wprev, *wnext;
+    wr__waitlist_t *wl;
+    struct event *wev;
+
+    /* A store write this request waits on. */
+    wr_err_t store_err;
+    void *store_aux;
+
+    /* Gathers: shards that have not answered yet. */
+    atomic_uint pending;
+
+    union {
+        struct {
+            wr_queue_attrs_t attrs;
+            bool has_attrs;
+            wr_body_t *meta; /* owned until a queue takes it */
+            unsigned flags;
+        } declare;
+        struct {
+            unsigned flags;
+        } qdelete;
+        struct {
+            wr_msg_in_t *msgs; /* bodies owned until queued (then NULL) */
+            size_t n;
+            unsigned flags;
+        } publish;
+        struct {
+            uint64_t marker;
+            uint32_t limit;
+            unsigned flags;
+            uint64_t producer;
+        } mlist;
+        struct {
+            const uint64_t *ids;
+            size_t n;
+            uint64_t claim_id;
+            bool force;
+        } ids;
+        wr_claim_opts_t claim;
+        struct {
+            uint64_t claim_id;
+            int64_t ttl_ms, grace_ms;
+        } cl;
+        struct {
+            const char *marker;
+            size_t mlen;
+            uint32_t limit;
+            bool with_meta;
+            wr__part_t *parts;
+        } gather;
+    } in;
+
+    union {
+        wr_queue_declare_res_t declare;
+        wr_queue_stat_res_t stat;
+        wr_count_res_t count;
+        wr_publish_res_t publish;
+        wr_msgs_res_t msgs;
+        wr_queue_list_res_t qlist;
+        wr_metrics_res_t metrics;
+    } out;
+    wr_body_t *out_meta; /* stat: reference held on the metadata */
+
+    _Alignas(max_align_t) unsigned char data[];
+};
+
+/* Counts a request in flight, or WR_ESHUTDOWN once wr_core_stop began. */
+wr_err_t wr__enter(wr_core_t *core);
+/* Undoes wr__enter for a call that failed before posting. */
+void wr__leave(wr_core_t *core);
+/*
+ * One allocation: the request, `extra` bytes of inputs at r->data (aligned),
+ * and the key. Call after wr__enter. For gathers pass queue = {NULL, 0}.
+ */
+wr__req_t *wr__req_new(wr_core_t *core, wr__op_t op, size_t extra, wr_slice_t tenant,
+                       wr_slice_t queue, wr_loop_t *reply, void *arg);
+/* Posts to the owning shard. */
+void wr__req_submit(wr__req_t *r);
+/* On the shard: posts the completion to the reply loop; the cb runs there,
+ * then the request and its result references are freed. */
+void wr__complete(wr__req_t *r);
+/* Completes a gather part; the last shard posts the completion. */
+void wr__gather_done(wr__req_t *r);
+
+/* The shard-side handlers (mailbox tasks are dispatched by wr__exec). */
+void wr__exec(void *arg);
+void wr__exec_declare(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_stat(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_qdelete(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_purge(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_publish(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_mlist(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_mget(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_mdelete(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_claim(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_claim_get(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_claim_renew(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_claim_release(wr__shard_t *sh, wr__req_t *r);
+/* After a store write: finish the request on its shard (persist.c). */
+void wr__exec_stored(wr__shard_t *sh, wr__req_t *r);
+/* Removes a failed publish's messages again (message.c). */
+void wr__publish_rollback(wr__shard_t *sh, wr__req_t *r);
+/* Gather halves (gather.c): shard part and reply-side merge/cleanup. */
+void wr__gather_merge(wr__req_t *r);
+void wr__gather_cleanup(wr__req_t *r);
+
+/* ------------------------------------------------------------------------ */
+/* The store hook (persist.c)                                               */
+
+/* True when the queue's persistent messages go to the store. */
+static inline bool wr__durable(const wr_core_t *core, const wr__queue_t *q)
+{
+    return core->store && q->attrs.durable;
+}
+/* Writes the queue record (WR_DUR_SYNC). WR_OK: wr__exec_stored follows. */
+wr_err_t wr__persist_queue(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r);
+/* Writes the persistent ones of the n messages at positions first.. (all
+ * live). WR_OK: wr__exec_stored follows; WR_EAGAIN: nothing to write. */
+wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_t first,
+                          size_t n);
+/* Queues a store delete; written by wr__persist_flush at the task's end. */
+void wr__persist_del_msg(wr__shard_t *sh, const wr__queue_t *q, uint64_t id);
+void wr__persist_del_queue(wr__shard_t *sh, const wr__queue_t *q);
+void wr__persist_flush(wr__shard_t *sh);
+void wr__persist_free_aux(wr__req_t *r);
+
+#endif

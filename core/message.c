@@ -1,0 +1,258 @@
+/*
+ * message.c - message operations: publish, list, get by ids, delete by ids.
+ *
+ * Layout: publish (checks, append, limits, store hook, waking long-polls);
+ * the read paths; delete. Every handler starts with wr__queue_tick so no
+ * expired message or ended claim is ever seen, even between sweeps.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Publish                                                                  */
+
+static wr__msg_t *msg_new(wr__queue_t *q, wr_msg_in_t *in, int64_t now)
+{
+    wr__msg_t *m = wr__xmalloc(sizeof(*m));
+    int64_t ttl = in->ttl_ms ? in->ttl_ms : q->attrs.default_ttl_ms;
+    int64_t delay = in->delay_ms >= 0 ? in->delay_ms : q->attrs.default_delay_ms;
+
+    m->id = q->next_id++;
+    m->body = in->body;
+    in->body = NULL; /* the queue owns the reference now */
+    m->enqueued_ms = now;
+    m->ttl_ms = ttl > 0 ? ttl : 0;
+    m->expires_ms = m->ttl_ms ? now + m->ttl_ms : INT64_MAX;
+    m->visible_ms = now + (delay > 0 ? delay : 0);
+    m->producer = in->producer;
+    m->claim = NULL;
+    m->claim_count = 0;
+    m->flags = in->persistent ? WR__MSG_PERSISTENT : 0;
+
+    /* Keep the orderings the expiry pass and claim scan rely on. */
+    if (m->expires_ms < q->last_orig_exp)
+        q->exp_sorted = false;
+    else
+        q->last_orig_exp = m->expires_ms;
+    q->min_exp = WR__MIN(q->min_exp, m->expires_ms);
+    if (m->visible_ms < q->max_visible_ms)
+        q->vis_sorted = false;
+    else
+        q->max_visible_ms = m->visible_ms;
+    q->bytes += m->body->body_len;
+    return m;
+}
+
+/* Enforces max_length / max_bytes under drop-head: the oldest go first,
+ * claimed or not, since the limit counts both. */
+static void drop_head(wr__shard_t *sh, wr__queue_t *q)
+{
+    uint64_t max_len = q->attrs.max_length, max_bytes = q->attrs.max_bytes;
+
+    while (q->ix.live && ((max_len && q->ix.live > max_len) || (max_bytes && q->bytes > max_bytes)))
+        wr__queue_remove(sh, q, wr__ix_next(&q->ix, q->ix.base));
+}
+
+void wr__publish_rollback(wr__shard_t *sh, wr__req_t *r)
+{
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    uint64_t pos;
+
+    r->out.publish.n = 0;
+    if (!q)
+        return;
+    for (size_t i = 0; i < r->in.publish.n; i++) {
+        if (wr__ix_find(&q->ix, r->out.publish.ids[i], &pos)) {
+            wr__queue_remove(sh, q, pos);
+            q->published--;
+        }
+    }
+    wr__ix_tidy(&q->ix);
+}
+
+void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_publish_res_t *res = &r->out.publish;
+    wr_msg_in_t *in = r->in.publish.msgs;
+    size_t n = r->in.publish.n;
+    uint64_t *ids = (uint64_t *)res->ids, total = 0, first;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    wr_err_t err;
+
+    if (!q && !(r->in.publish.flags & WR_PUB_CREATE)) {
+        res->err = WR_ENOTFOUND;
+        goto done;
+    }
+    if (!q)
+        q = wr__queue_new(sh, r->key, r->klen, r->tlen, r->hash, NULL, NULL);
+    wr__queue_tick(sh, q, now);
+
+    for (size_t i = 0; i < n; i++)
+        total += in[i].body->body_len;
+    if (q->attrs.max_post_bytes && total > q->attrs.max_post_bytes) {
+        res->err = WR_ETOOBIG;
+        goto done;
+    }
+    if (q->attrs.overflow == WR_OVERFLOW_REJECT &&
+        ((q->attrs.max_length && q->ix.live + n > q->attrs.max_length) ||
+         (q->attrs.max_bytes && q->bytes + total > q->attrs.max_bytes))) {
+        res->err = WR_EQUOTA;
+        goto done;
+    }
+
+    first = wr__ix_end(&q->ix);
+    for (size_t i = 0; i < n; i++) {
+        wr__msg_t *m = msg_new(q, &in[i], now);
+        wr__ix_append(&q->ix, m);
+        ids[i] = m->id;
+    }
+    res->n = n;
+    q->published += n;
+    wr__queue_note_due(sh, q);
+
+    /* The store sees the puts before any delete drop_head queues. */
+    err = wr__durable(sh->core, q) ? wr__persist_msgs(sh, q, r, first, n) : WR_EAGAIN;
+    if (err != WR_OK && err != WR_EAGAIN) {
+        wr__publish_rollback(sh, r);
+        res->err = err;
+        goto done;
+    }
+    drop_head(sh, q);
+    wr__serve_waiters(sh, q, now);
+    wr__ix_tidy(&q->ix);
+    if (err == WR_OK)
+        return; /* completes in wr__exec_stored once durable */
+done:
+    wr__complete(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads                                                                    */
+
+void wr__exec_mlist(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_msgs_res_t *res = &r->out.msgs;
+    uint64_t marker = r->in.mlist.marker, producer = r->in.mlist.producer;
+    unsigned flags = r->in.mlist.flags;
+    uint32_t limit = r->in.mlist.limit;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    wr_msg_view_t *views = NULL;
+    size_t n = 0;
+
+    res->next_marker = marker;
+    if (!q || marker == UINT64_MAX) {
+        wr__complete(r);
+        return;
+    }
+    wr__queue_tick(sh, q, now);
+    for (uint64_t p = wr__ix_next(&q->ix, wr__ix_lower_bound(&q->ix, marker + 1));
+         p < wr__ix_end(&q->ix) && n < limit; p = wr__ix_next(&q->ix, p + 1)) {
+        const wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
+        if (m->expires_ms <= now)
+            continue;
+        if (!(flags & WR_LIST_CLAIMED) && wr__msg_claim(m, now))
+            continue;
+        if (!(flags & WR_LIST_DELAYED) && m->visible_ms > now)
+            continue;
+        if ((flags & WR_LIST_HIDE_OWN) && m->producer == producer)
+            continue;
+        if (!views)
+            views = wr__xmalloc(WR__MIN((size_t)limit, q->ix.live) * sizeof(*views));
+        wr__view_fill(&views[n++], m, now);
+    }
+    res->msgs = views;
+    res->n = n;
+    if (n)
+        res->next_marker = views[n - 1].id;
+    wr__complete(r);
+}
+
+void wr__exec_mget(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_msgs_res_t *res = &r->out.msgs;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    wr_msg_view_t *views = NULL;
+    size_t n = 0;
+
+    if (!q) {
+        res->err = WR_ENOTFOUND;
+        wr__complete(r);
+        return;
+    }
+    wr__queue_tick(sh, q, now);
+    for (size_t i = 0; i < r->in.ids.n; i++) {
+        const wr__msg_t *m = wr__ix_find(&q->ix, r->in.ids.ids[i], NULL);
+        if (!m || m->expires_ms <= now)
+            continue;
+        if (!views)
+            views = wr__xmalloc((r->in.ids.n - i) * sizeof(*views));
+        wr__view_fill(&views[n++], m, now);
+    }
+    res->msgs = views;
+    res->n = n;
+    wr__complete(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Delete                                                                   */
+
+/* The rules of wr.h, checked over every id before anything is deleted. */
+static wr_err_t check_delete(const wr__queue_t *q, const wr__req_t *r, int64_t now)
+{
+    uint64_t claim_id = r->in.ids.claim_id;
+    const wr__claim_t *c = NULL;
+
+    if (r->in.ids.force)
+        return WR_OK;
+    if (claim_id) {
+        c = wr__map_get(&q->claims, wr__hash_u64(claim_id), &claim_id, sizeof(claim_id));
+        if (c && c->expires_ms <= now)
+            c = NULL;
+    }
+    for (size_t i = 0; i < r->in.ids.n; i++) {
+        const wr__msg_t *m = wr__ix_find(&q->ix, r->in.ids.ids[i], NULL);
+        const wr__claim_t *mc;
+        if (!m || m->expires_ms <= now)
+            continue;
+        mc = wr__msg_claim(m, now);
+        if (!claim_id && mc)
+            return WR_EDENIED;
+        if (claim_id && (!c || mc != c))
+            return WR_EINVAL;
+    }
+    return WR_OK;
+}
+
+void wr__exec_mdelete(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_count_res_t *res = &r->out.count;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    uint64_t pos;
+
+    /* A missing queue holds none of the ids: nothing to delete. */
+    if (!q) {
+        wr__complete(r);
+        return;
+    }
+    wr__queue_tick(sh, q, now);
+    res->err = check_delete(q, r, now);
+    if (res->err == WR_OK) {
+        for (size_t i = 0; i < r->in.ids.n; i++) {
+            wr__msg_t *m = wr__ix_find(&q->ix, r->in.ids.ids[i], &pos);
+            if (!m || m->expires_ms <= now)
+                continue;
+            if (wr__msg_claim(m, now))
+                q->acked++;
+            wr__queue_remove(sh, q, pos);
+            res->count++;
+        }
+        wr__ix_tidy(&q->ix);
+    }
+    wr__complete(r);
+}

@@ -1,0 +1,332 @@
+/*
+ * queue.c - queues: lifecycle, expiry, and the queue-level operations
+ * (declare, stat, delete, purge).
+ *
+ * Layout: lifecycle (new, find, destroy, free); message removal and views;
+ * expiry (tick); request handlers.
+ *
+ * Expiry is kept cheap for the common case. q->min_exp is a lower bound on
+ * every message's expiry, so a tick does nothing until something can have
+ * expired. When TTLs are uniform (exp_sorted: publish-time expiry never
+ * decreases with id) the pass walks from the head and stops at the first
+ * message not yet due; otherwise it scans the queue, which happens at most
+ * once per expiry instant because the pass recomputes the bound exactly.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core_int.h"
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                */
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void reset_order(wr__queue_t *q)
+{
+    q->exp_sorted = true;
+    q->vis_sorted = true;
+    q->last_orig_exp = INT64_MIN;
+    q->max_visible_ms = INT64_MIN;
+    q->min_exp = INT64_MAX;
+}
+
+wr__queue_t *wr__queue_new(wr__shard_t *sh, const char *key, size_t klen, size_t tlen,
+                           uint64_t hash, const wr_queue_attrs_t *attrs, wr_body_t *meta)
+{
+    wr__queue_t *q = wr__xcalloc(1, sizeof(*q) + klen + 1);
+    int64_t now_ms = wr_now_wall_ms();
+
+    memcpy(q->key, key, klen);
+    q->key[klen] = '\0';
+    q->klen = klen;
+    q->tlen = tlen;
+    q->hash = hash;
+    q->qid = atomic_fetch_add(&sh->core->next_qid, 1);
+    if (attrs)
+        q->attrs = *attrs;
+    q->meta = meta;
+    q->created_ms = now_ms;
+    /* Ids start at the clock in us, so a queue deleted and declared again
+     * never hands out an id its earlier self used. */
+    q->next_id = wall_us();
+    q->free_id = 0;
+    q->next_claim_exp = INT64_MAX;
+    reset_order(q);
+    wr__map_put(&sh->queues, hash, q->key, klen, q);
+    wr__waitlist_adopt(sh, q);
+    return q;
+}
+
+wr__queue_t *wr__queue_find(wr__shard_t *sh, uint64_t hash, const char *key, size_t klen)
+{
+    return wr__map_get(&sh->queues, hash, key, klen);
+}
+
+void wr__queue_free(wr__queue_t *q)
+{
+    if (!q)
+        return;
+    for (uint64_t p = wr__ix_next(&q->ix, q->ix.base); p < wr__ix_end(&q->ix);
+         p = wr__ix_next(&q->ix, p + 1)) {
+        wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
+        wr_body_unref(m->body);
+        free(m);
+    }
+    wr__ix_fini(&q->ix);
+    wr__claims_free(q);
+    wr_body_unref(q->meta);
+    free(q);
+}
+
+void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q)
+{
+    wr__map_del(&sh->queues, q->hash, q->key, q->klen);
+    if (wr__durable(sh->core, q))
+        wr__persist_del_queue(sh, q);
+    /* The waiters were parked on this queue: they end with nothing rather
+     * than wait on for a queue of the same name declared later. */
+    wr__waitlist_flush(sh, &q->waiters, NULL, wr_now_wall_ms());
+    wr__queue_free(q);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+
+void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
+{
+    wr__msg_t *m = wr__ix_slot(&q->ix, pos)->m;
+
+    wr__ix_clear(&q->ix, pos);
+    q->bytes -= m->body->body_len;
+    if (m->claim)
+        q->nclaimed--;
+    if ((m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q))
+        wr__persist_del_msg(sh, q, m->id);
+    wr_body_unref(m->body);
+    free(m);
+    if (q->ix.live == 0) {
+        reset_order(q);
+        q->free_id = 0;
+    }
+}
+
+void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now)
+{
+    const wr__claim_t *c = wr__msg_claim(m, now);
+
+    v->id = m->id;
+    v->body = wr_body_ref(m->body);
+    v->enqueued_ms = m->enqueued_ms;
+    v->ttl_ms = m->ttl_ms;
+    v->expires_ms = m->expires_ms;
+    v->producer = m->producer;
+    v->claim_id = c ? c->id : 0;
+    v->claim_count = m->claim_count;
+    v->redelivered = (m->flags & WR__MSG_REDELIVERED) != 0;
+    v->persistent = (m->flags & WR__MSG_PERSISTENT) != 0;
+}
+
+uint64_t wr__queue_delayed(const wr__queue_t *q, int64_t now)
+{
+    uint64_t n = 0;
+
+    if (now >= q->max_visible_ms)
+        return 0;
+    for (uint64_t p = wr__ix_next(&q->ix, q->ix.base); p < wr__ix_end(&q->ix);
+         p = wr__ix_next(&q->ix, p + 1))
+        if (wr__ix_slot(&q->ix, p)->m->visible_ms > now)
+            n++;
+    return n;
+}
+
+void wr__queue_note_due(wr__shard_t *sh, const wr__queue_t *q)
+{
+    sh->next_due = WR__MIN(sh->next_due, WR__MIN(q->min_exp, q->next_claim_exp));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Expiry                                                                   */
+
+static int64_t orig_exp(const wr__msg_t *m)
+{
+    return m->ttl_ms ? m->enqueued_ms + m->ttl_ms : INT64_MAX;
+}
+
+static void expire_msgs(wr__shard_t *sh, wr__queue_t *q, int64_t now)
+{
+    int64_t bound = INT64_MAX;
+    bool sorted = q->exp_sorted;
+
+    for (uint64_t p = wr__ix_next(&q->ix, q->ix.base); p < wr__ix_end(&q->ix);
+         p = wr__ix_next(&q->ix, p + 1)) {
+        wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
+        /* Sorted: every later message was published to expire later still
+         * (claims only push expiry up), so nothing beyond is due. */
+        if (sorted && orig_exp(m) > now) {
+            bound = WR__MIN(bound, orig_exp(m));
+            break;
+        }
+        if (m->expires_ms <= now) {
+            q->expired++;
+            wr__queue_remove(sh, q, p);
+        } else {
+            bound = WR__MIN(bound, m->expires_ms);
+        }
+    }
+    /* wr__queue_remove may have reset the bound (queue emptied). */
+    if (q->ix.live)
+        q->min_exp = bound;
+}
+
+void wr__queue_tick(wr__shard_t *sh, wr__queue_t *q, int64_t now)
+{
+    if (now >= q->next_claim_exp)
+        wr__claims_expire(sh, q, now);
+    if (now >= q->min_exp)
+        expire_msgs(sh, q, now);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handlers                                                                 */
+
+static uint64_t ready_count(const wr__queue_t *q, int64_t now)
+{
+    uint64_t busy = q->nclaimed + wr__queue_delayed(q, now);
+    return q->ix.live > busy ? q->ix.live - busy : 0;
+}
+
+void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_queue_declare_res_t *res = &r->out.declare;
+    unsigned flags = r->in.declare.flags;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+    bool write = false;
+
+    if (!q && (flags & WR_DECL_PASSIVE)) {
+        res->err = WR_ENOTFOUND;
+        wr__complete(r);
+        return;
+    }
+    if (!q) {
+        q = wr__queue_new(sh, r->key, r->klen, r->tlen, r->hash,
+                          r->in.declare.has_attrs ? &r->in.declare.attrs : NULL,
+                          r->in.declare.meta);
+        r->in.declare.meta = NULL;
+        res->created = true;
+        write = true;
+    } else if (flags & WR_DECL_UPDATE && !(flags & WR_DECL_PASSIVE)) {
+        if (r->in.declare.has_attrs)
+            q->attrs = r->in.declare.attrs;
+        else
+            memset(&q->attrs, 0, sizeof(q->attrs));
+        wr_body_unref(q->meta);
+        q->meta = r->in.declare.meta;
+        r->in.declare.meta = NULL;
+        write = true;
+    }
+    wr__queue_tick(sh, q, now);
+    res->messages = ready_count(q, now);
+    if (write && wr__durable(sh->core, q)) {
+        if (wr__persist_queue(sh, q, r) == WR_OK)
+            return; /* wr__exec_stored completes it */
+        res->err = WR_EIO;
+    }
+    wr__complete(r);
+}
+
+void wr__exec_stat(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_queue_stat_res_t *res = &r->out.stat;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+
+    if (!q) {
+        res->err = WR_ENOTFOUND;
+        wr__complete(r);
+        return;
+    }
+    wr__queue_tick(sh, q, now);
+    res->attrs = q->attrs;
+    if (q->meta) {
+        r->out_meta = wr_body_ref(q->meta);
+        res->meta = (wr_slice_t){wr_body_bytes(q->meta), q->meta->body_len};
+    }
+    res->created_ms = q->created_ms;
+    /* The tick removed expired messages and ended expired claims, so the
+     * counters are exact. */
+    res->total = q->ix.live;
+    res->claimed = q->nclaimed;
+    res->delayed = wr__queue_delayed(q, now);
+    res->bytes = q->bytes;
+    res->has_oldest = q->ix.live > 0;
+    if (res->has_oldest) {
+        const wr__msg_t *first = wr__ix_slot(&q->ix, wr__ix_next(&q->ix, q->ix.base))->m;
+        const wr__msg_t *last = wr__ix_slot(&q->ix, wr__ix_end(&q->ix) - 1)->m;
+        res->oldest = (wr_msg_ref_t){first->id, first->enqueued_ms};
+        res->newest = (wr_msg_ref_t){last->id, last->enqueued_ms};
+    }
+    res->published = q->published;
+    res->delivered = q->delivered;
+    res->acked = q->acked;
+    res->expired = q->expired;
+    res->waiters = q->waiters.n;
+    wr__complete(r);
+}
+
+void wr__exec_qdelete(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_count_res_t *res = &r->out.count;
+    unsigned flags = r->in.qdelete.flags;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+
+    if (!q) {
+        res->err = WR_ENOTFOUND;
+    } else {
+        wr__queue_tick(sh, q, now);
+        if ((flags & WR_DEL_IF_UNUSED) && (q->nclaimed || q->waiters.n))
+            res->err = WR_EBUSY;
+        else if ((flags & WR_DEL_IF_EMPTY) && q->ix.live)
+            res->err = WR_EBUSY;
+        else {
+            res->count = q->ix.live;
+            wr__queue_destroy(sh, q);
+        }
+    }
+    wr__complete(r);
+}
+
+void wr__exec_purge(wr__shard_t *sh, wr__req_t *r)
+{
+    wr_count_res_t *res = &r->out.count;
+    wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
+    int64_t now = wr_now_wall_ms();
+
+    if (!q) {
+        res->err = WR_ENOTFOUND;
+        wr__complete(r);
+        return;
+    }
+    wr__queue_tick(sh, q, now);
+    for (uint64_t p = wr__ix_next(&q->ix, q->ix.base); p < wr__ix_end(&q->ix);
+         p = wr__ix_next(&q->ix, p + 1)) {
+        wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
+        if (wr__msg_claim(m, now)) {
+            /* wr.h: claimed messages go when their claim ends. */
+            m->flags |= WR__MSG_PURGED;
+            continue;
+        }
+        wr__queue_remove(sh, q, p);
+        res->count++;
+    }
+    wr__ix_tidy(&q->ix);
+    wr__complete(r);
+}
