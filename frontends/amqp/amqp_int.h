@@ -1,0 +1,411 @@
+/*
+ * amqp_int.h - private declarations shared by the files of the AMQP front end.
+ *
+ * Who does what:
+ *   amqp.c       listeners on every shard loop, sockets (bufferevents), the ops
+ *   conn.c       the connection state machine: protocol header, handshake,
+ *                connection.* methods, connection exceptions; driven from a
+ *                byte buffer with an output sink, so tests and fuzzers need
+ *                no socket
+ *   frame.c      the frame reader (7-byte header + frame-end check) and writer
+ *   channel.c    channels: open/close/flow, content assembly, channel exceptions
+ *   methods.c    the method table: class/method id -> handler, and dispatch
+ *   auth.c       SASL PLAIN and AMQPLAIN parsing, credential checks
+ *   errors.c     wr_err_t -> AMQP reply code, reply names
+ *   heartbeat.c  timers: handshake timeout, heartbeats both ways, close timeout
+ *
+ * Threads: a connection and its channels belong to the loop that accepted the
+ * socket; nothing here is touched from another thread except the counters in
+ * wr_amqp_env_t (atomics).
+ *
+ * Memory: a decoded method lives in the connection's frame pool, recycled
+ * after each frame. rabbitmq-c's decoded byte strings point into the frame's
+ * bytes, so anything that must outlive the frame (a publish waiting for its
+ * content) is copied into the channel's pool first.
+ */
+#ifndef WR_AMQP_INT_H
+#define WR_AMQP_INT_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <amqp.h>
+#include <amqp_framing.h>
+
+#include "../../core/wr.h"
+
+struct evbuffer;
+
+/* ------------------------------------------------------------------------ */
+/* Limits and what we propose in connection.tune                             */
+
+#define WR_AMQP_FRAME_MAX 131072u    /* proposed and largest accepted frame_max */
+#define WR_AMQP_FRAME_MIN 4096u      /* AMQP FRAME-MIN-SIZE */
+#define WR_AMQP_FRAME_OVERHEAD 8u    /* 7-byte header + frame-end octet */
+#define WR_AMQP_CHANNEL_MAX 2047u    /* proposed and largest channel_max */
+#define WR_AMQP_HEARTBEAT_S 60u      /* proposed heartbeat */
+#define WR_AMQP_HANDSHAKE_MS 10000   /* header to open-ok, or the socket goes */
+#define WR_AMQP_CLOSE_MS 3000        /* wait for connection.close-ok, flush */
+#define WR_AMQP_OUT_HIGH (1u << 20)  /* output bytes above which we stop reading */
+#define WR_AMQP_OUT_LOW (256u << 10) /* ... and below which we read again */
+#define WR_AMQP_IN_MAX (2 * (WR_AMQP_FRAME_MAX + WR_AMQP_FRAME_OVERHEAD)) /* read cap */
+#define WR_AMQP_MSG_MAX_DEFAULT (256u << 10) /* body limit when the config has none */
+
+/* The 8-byte protocol header of AMQP 0-9-1. */
+#define WR_AMQP_HEADER "AMQP\x00\x00\x09\x01"
+#define WR_AMQP_HEADER_LEN 8u
+
+/* ------------------------------------------------------------------------ */
+/* Shared by every connection of one front end                               */
+
+typedef struct wr_amqp_env {
+    wr_core_t *core;            /* NULL in unit tests and fuzzing */
+    uint32_t max_message_bytes; /* content body limit (406 above it) */
+    _Atomic uint64_t connections, connections_total, channels;
+    _Atomic uint64_t auth_failures, protocol_errors;
+    _Atomic uint64_t inflight; /* core requests not answered yet */
+} wr_amqp_env_t;
+
+/* ------------------------------------------------------------------------ */
+/* frame.c                                                                   */
+
+typedef struct wr_amqp_frame {
+    uint8_t type;   /* AMQP_FRAME_METHOD, _HEADER, _BODY, _HEARTBEAT, or other */
+    uint16_t channel;
+    uint32_t size;  /* payload bytes */
+    const uint8_t *payload;
+} wr_amqp_frame_t;
+
+/*
+ * Checks the start of a stream against the 0-9-1 protocol header.
+ * WR_OK: the 8 bytes are there and right; WR_EAGAIN: right so far, need more;
+ * WR_EPROTO: anything else (answer with our header and close).
+ */
+wr_err_t wr__amqp_header_check(const uint8_t *buf, size_t len);
+
+/*
+ * Parses one frame from buf[0..len). frame_max is the negotiated maximum
+ * frame size, header and frame-end included (0: WR_AMQP_FRAME_MAX).
+ *  WR_OK       *out set (payload points into buf), *used = bytes of the frame
+ *  WR_EAGAIN   the frame is not complete yet
+ *  WR_ETOOBIG  the header announces a frame larger than frame_max
+ *  WR_EPROTO   the frame-end octet is not 0xCE
+ */
+wr_err_t wr__amqp_frame_parse(const uint8_t *buf, size_t len, uint32_t frame_max,
+                              wr_amqp_frame_t *out /* OUT */, size_t *used /* OUT */);
+
+/* Same, reading from an evbuffer (made contiguous as needed); nothing is
+ * drained: the caller drains *used bytes once done with the payload. */
+wr_err_t wr__amqp_frame_read(struct evbuffer *in, uint32_t frame_max,
+                             wr_amqp_frame_t *out /* OUT */, size_t *used /* OUT */);
+
+/* A content header frame's fixed part. props/props_len: the property flags
+ * and list, for amqp_decode_properties. */
+typedef struct wr_amqp_content_hdr {
+    uint16_t class_id;
+    uint64_t body_size;
+    const uint8_t *props;
+    size_t props_len;
+} wr_amqp_content_hdr_t;
+
+/* WR_OK, or WR_EPROTO for a short header, a non-zero weight, or property
+ * flags that announce a continuation word (no 0-9-1 class has one; the
+ * decoder of rabbitmq-c 0.11 mishandles them). */
+wr_err_t wr__amqp_content_hdr_parse(const uint8_t *payload, size_t len,
+                                    wr_amqp_content_hdr_t *out /* OUT */);
+
+/* Appends one method frame. WR_EINVAL if the method does not encode within
+ * frame_max (a bug, or a field too long). */
+wr_err_t wr__amqp_write_method(struct evbuffer *out, uint16_t channel, amqp_method_number_t id,
+                               void *decoded, uint32_t frame_max);
+
+/* Appends a heartbeat frame. */
+void wr__amqp_write_heartbeat(struct evbuffer *out);
+
+/* Appends a content header and as many body frames as frame_max requires.
+ * props is an amqp_basic_properties_t (or NULL: no properties). */
+wr_err_t wr__amqp_write_content(struct evbuffer *out, uint16_t channel, uint16_t class_id,
+                                void *props, const void *body, size_t body_len,
+                                uint32_t frame_max);
+
+/* ------------------------------------------------------------------------ */
+/* auth.c                                                                    */
+
+typedef struct wr_amqp_creds {
+    amqp_bytes_t user; /* borrowed from the response (or its decode pool) */
+    amqp_bytes_t pass;
+} wr_amqp_creds_t;
+
+/* Parses a SASL response. mechanism "PLAIN": [authzid] \0 user \0 pass;
+ * "AMQPLAIN": a field table without its length prefix, keys LOGIN and
+ * PASSWORD (long strings). WR_EINVAL: unknown mechanism; WR_EPROTO: the
+ * response does not parse. The pool holds the AMQPLAIN decode. */
+wr_err_t wr__amqp_auth_parse(amqp_bytes_t mechanism, amqp_bytes_t response, amqp_pool_t *pool,
+                             wr_amqp_creds_t *out /* OUT */);
+
+/* Checks credentials: WR_OK, or WR_EDENIED with a reason for the log and the
+ * client. For now one built-in user, guest/guest, accepted only from a
+ * loopback peer (real users come with tenants). */
+wr_err_t wr__amqp_auth_check(const wr_amqp_creds_t *creds, bool loopback,
+                             const char **why /* OUT */);
+
+/* The mechanisms we offer in connection.start, space-separated. */
+#define WR_AMQP_MECHANISMS "PLAIN AMQPLAIN"
+
+/* ------------------------------------------------------------------------ */
+/* errors.c                                                                  */
+
+typedef struct wr_amqp_reply {
+    uint16_t code; /* AMQP reply code */
+    bool hard;     /* true: connection exception; false: channel exception */
+} wr_amqp_reply_t;
+
+wr_amqp_reply_t wr__amqp_reply_of(wr_err_t err);
+
+/* "NOT_FOUND" for 404 and so on: the prefix of RabbitMQ's reply texts. */
+const char *wr__amqp_reply_name(uint16_t code);
+
+/* ------------------------------------------------------------------------ */
+/* conn.c                                                                    */
+
+typedef enum {
+    WR_AMQP_S_HEADER = 0, /* waiting for the protocol header */
+    WR_AMQP_S_START,      /* connection.start sent, waiting for start-ok */
+    WR_AMQP_S_TUNE,       /* connection.tune sent, waiting for tune-ok */
+    WR_AMQP_S_OPENING,    /* tuned, waiting for connection.open */
+    WR_AMQP_S_OPEN,       /* running */
+    WR_AMQP_S_CLOSING,    /* we sent connection.close: only close-ok counts */
+    WR_AMQP_S_CLOSED,     /* nothing more is read: flush the output, then close */
+} wr_amqp_state_t;
+
+/* What the connection wants from its socket. */
+typedef enum {
+    WR_AMQP_WANT_READ = 0, /* read and feed */
+    WR_AMQP_WANT_PAUSE,    /* output is backed up: stop reading until it drains */
+    WR_AMQP_WANT_FLUSH,    /* write what is queued, then close */
+    WR_AMQP_WANT_DROP,     /* close now, without flushing */
+} wr_amqp_want_t;
+
+typedef struct wr_amqp_chan wr_amqp_chan_t;
+typedef struct wr_amqp_conn wr_amqp_conn_t;
+
+struct wr_amqp_conn {
+    uint64_t id;
+    unsigned refs;
+    wr_amqp_state_t state;
+    bool drop;          /* close without flushing (timeouts, garbage) */
+    bool counted;       /* included in env->connections */
+    wr_amqp_env_t *env;
+    struct evbuffer *out; /* borrowed: the socket's output; NULL once detached */
+    void (*kick)(void *host); /* host: re-read want() (async events); may be NULL */
+    void *host;
+
+    char peer[64];
+    bool loopback;
+
+    /* Negotiated (connection.tune-ok). Before tune-ok: our maxima. */
+    uint32_t frame_max;
+    uint16_t channel_max;
+    uint16_t heartbeat_s;
+
+    /* From start-ok and open. */
+    bool cap_auth_failure_close; /* the client announced authentication_failure_close */
+    char user[256];
+    char tenant[WR_NAME_MAX + 1];
+    size_t tenant_len;
+
+    /* Clock (monotonic ms), as last given to feed/tick. */
+    int64_t now_ms, started_ms, last_recv_ms, last_sent_ms, closing_ms;
+
+    amqp_pool_t frame_pool; /* decoded methods, recycled after each frame */
+
+    /* Channels by id: a table grown on demand up to channel_max + 1. */
+    wr_amqp_chan_t **chans;
+    uint32_t chans_cap;
+    uint32_t chans_open;
+    uint64_t chans_freed; /* bumped by every channel free: "is ch still alive?" */
+
+    size_t in_seen; /* input bytes left after the last feed: more means new data */
+};
+
+/*
+ * A new connection in state HEADER, with one reference (the host's). out is
+ * where every frame goes; the host writes it to the socket. loopback says
+ * whether the peer address is a loopback one (guest is only accepted then).
+ */
+wr_amqp_conn_t *wr__amqp_conn_new(wr_amqp_env_t *env, struct evbuffer *out, const char *peer,
+                                  bool loopback, int64_t now_ms);
+
+/* Consumes as many complete frames as `in` holds (draining them), unless
+ * the output backs up or the connection closes. Then ask want(). */
+void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms);
+
+wr_amqp_want_t wr__amqp_conn_want(const wr_amqp_conn_t *c);
+
+/* The broker is going down: connection.close 320 CONNECTION_FORCED. */
+void wr__amqp_conn_shutdown(wr_amqp_conn_t *c);
+
+/* The socket is gone: drop the output sink, free channels, drop the host's
+ * reference. */
+void wr__amqp_conn_detach(wr_amqp_conn_t *c);
+
+wr_amqp_conn_t *wr__amqp_conn_ref(wr_amqp_conn_t *c);
+void wr__amqp_conn_unref(wr_amqp_conn_t *c); /* NULL-safe; frees at 0 */
+
+/*
+ * Connection exception: connection.close(code, text) and state CLOSING, in
+ * which only close-ok (or close) is read. Before the connection is open the
+ * socket is just closed, as RabbitMQ does, except for a refused login to a
+ * client that announced authentication_failure_close (403) and a refused
+ * vhost (530). cause: the method that failed, or 0.
+ */
+void wr__amqp_conn_error(wr_amqp_conn_t *c, uint16_t code, amqp_method_number_t cause,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Sends a method frame on channel ch (0: connection) with the connection's
+ * frame_max. A failure to encode is a bug in the caller: connection 541. */
+void wr__amqp_send(wr_amqp_conn_t *c, uint16_t ch, amqp_method_number_t id, void *decoded);
+
+/* Handlers of connection.* methods (channel 0). */
+typedef struct wr_amqp_call wr_amqp_call_t;
+void wr__amqp_on_start_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_secure_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_tune_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_close(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_close_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+
+/* ------------------------------------------------------------------------ */
+/* heartbeat.c                                                               */
+
+/* When the host should call tick next (monotonic ms), or INT64_MAX. */
+int64_t wr__amqp_conn_deadline(const wr_amqp_conn_t *c);
+
+/* Enforces the handshake and close timeouts and heartbeats both ways:
+ * sends a heartbeat when nothing was sent for half the interval, drops the
+ * connection when nothing was received for two intervals. */
+void wr__amqp_conn_tick(wr_amqp_conn_t *c, int64_t now_ms);
+
+/* ------------------------------------------------------------------------ */
+/* channel.c                                                                 */
+
+typedef enum {
+    WR_AMQP_CH_OPEN = 1,
+    WR_AMQP_CH_CLOSING, /* we sent channel.close: only close-ok counts */
+} wr_amqp_ch_state_t;
+
+typedef enum {
+    WR_AMQP_CONTENT_NONE = 0,
+    WR_AMQP_CONTENT_HEADER, /* a content method arrived: a header must follow */
+    WR_AMQP_CONTENT_BODY,   /* header arrived: body frames until body_size */
+} wr_amqp_content_state_t;
+
+typedef struct wr_amqp_method wr_amqp_method_t;
+
+struct wr_amqp_chan {
+    uint16_t id;
+    wr_amqp_ch_state_t state;
+    bool flow_active; /* channel.flow from the client: may we send content? */
+
+    /* Content assembly (basic.publish + header + body frames). */
+    wr_amqp_content_state_t content;
+    const wr_amqp_method_t *content_method;
+    void *content_args;                /* decoded into pool, from a copy */
+    amqp_basic_properties_t *props;    /* decoded into pool, from a copy */
+    uint64_t body_size, body_got;
+    uint8_t *body;                     /* malloc'd body_size bytes */
+    amqp_pool_t pool;                  /* the pending content's decode */
+};
+
+wr_amqp_chan_t *wr__amqp_chan_get(wr_amqp_conn_t *c, uint16_t id);
+
+/* Frees every channel (connection closing or gone). */
+void wr__amqp_chan_free_all(wr_amqp_conn_t *c);
+
+/*
+ * Channel exception: channel.close(code, text) and state CLOSING, in which
+ * only close-ok is read. The code is sent as given (phase 1 sends 540 at
+ * channel level for methods not wired yet); wr__amqp_fail picks channel or
+ * connection from the error.
+ */
+void wr__amqp_chan_error(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, uint16_t code,
+                         amqp_method_number_t cause, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Maps err (errors.c) and raises a channel or connection exception. */
+void wr__amqp_fail(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_err_t err,
+                   amqp_method_number_t cause, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* A content-bearing method decoded: keep it (copying its bytes into the
+ * channel's pool) and wait for header and body. */
+void wr__amqp_chan_expect_content(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                  const wr_amqp_method_t *m, const wr_amqp_frame_t *f);
+
+/* A content header or body frame for a channel != 0. */
+void wr__amqp_chan_content_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f);
+
+/* Handlers of channel.* and access.* methods. */
+void wr__amqp_on_channel_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_channel_flow(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_channel_flow_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                 const wr_amqp_call_t *call);
+void wr__amqp_on_channel_close(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_channel_close_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                  const wr_amqp_call_t *call);
+void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                const wr_amqp_call_t *call);
+
+/* ------------------------------------------------------------------------ */
+/* methods.c                                                                 */
+
+/* One call of a method handler: the decoded arguments and, for content
+ * methods, the assembled content. Valid during the call only. */
+struct wr_amqp_call {
+    amqp_method_number_t id;
+    uint16_t channel;                     /* the frame's channel */
+    void *args;                           /* e.g. amqp_basic_publish_t * */
+    const amqp_basic_properties_t *props; /* content methods, else NULL */
+    wr_slice_t body;                      /* content methods */
+};
+
+/*
+ * A handler. ch is NULL for channel 0 and for channel.open (the channel does
+ * not exist yet). It answers (wr__amqp_send), or raises an exception
+ * (wr__amqp_chan_error, wr__amqp_conn_error, wr__amqp_fail); phase 2 handlers
+ * call the core and answer from its callback.
+ */
+typedef void (*wr_amqp_handler_fn)(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                   const wr_amqp_call_t *call);
+
+#define WR_AMQP_M_CONTENT 0x01u /* content (header + body frames) follows */
+#define WR_AMQP_M_SERVER 0x02u  /* sent by servers only: a client sending it is 503 */
+
+struct wr_amqp_method {
+    amqp_method_number_t id;
+    const char *name; /* "basic.publish" */
+    unsigned flags;
+    wr_amqp_handler_fn fn; /* NULL with WR_AMQP_M_SERVER */
+};
+
+/* The table entry for a method id, or NULL if 0-9-1 has no such method. */
+const wr_amqp_method_t *wr__amqp_method_find(amqp_method_number_t id);
+
+/* "basic.publish", or "unknown" */
+const char *wr__amqp_method_name(amqp_method_number_t id);
+
+/* A method frame (any channel, state OPEN, or channel 0 during the
+ * handshake): checks channel rules, decodes, calls the handler. */
+void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f);
+
+/* Calls m's handler with the assembled content (from channel.c). */
+void wr__amqp_call(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_method_t *m,
+                   const wr_amqp_call_t *call);
+
+#define WR_AMQP_CLASS(id) ((uint16_t)((id) >> 16))
+#define WR_AMQP_METHOD(id) ((uint16_t)((id)&0xFFFFu))
+
+#endif
