@@ -367,9 +367,9 @@ static wr_err_t mem_iterate(wr_store_t *st, wr_qid_t q, uint64_t from, size_t ma
         }
         pthread_mutex_unlock(&s->mu);
 
-        bool stop = n < CHUNK;
+        bool last = n < CHUNK, stop = false;
         for (size_t i = 0; i < n; i++) {
-            if (!stop && (max && seen == max))
+            if (!stop && max && seen == max)
                 stop = true;
             if (!stop && visit(arg, chunk[i].seq, (wr_bytes_t){chunk[i].val, chunk[i].len}))
                 stop = true;
@@ -378,7 +378,7 @@ static wr_err_t mem_iterate(wr_store_t *st, wr_qid_t q, uint64_t from, size_t ma
             free(chunk[i].val);
         }
         /* A short chunk was the end; otherwise resume after the last seq. */
-        if (stop || (max && seen >= max) || chunk[n - 1].seq == UINT64_MAX)
+        if (last || stop || (max && seen >= max) || chunk[n - 1].seq == UINT64_MAX)
             return WR_OK;
         from = chunk[n - 1].seq + 1;
     }
@@ -394,7 +394,7 @@ static wr_err_t mem_meta_scan(wr_store_t *st, wr_bytes_t prefix, wr_store_meta_v
 
     for (;;) {
         size_t n = 0, i;
-        bool stop;
+        bool last, stop = false;
 
         pthread_mutex_lock(&s->mu);
         if (after) {
@@ -413,7 +413,7 @@ static wr_err_t mem_meta_scan(wr_store_t *st, wr_bytes_t prefix, wr_store_meta_v
         }
         pthread_mutex_unlock(&s->mu);
 
-        stop = n < CHUNK;
+        last = n < CHUNK;
         for (i = 0; i < n; i++) {
             if (!stop && visit(arg, (wr_bytes_t){chunk[i].key, chunk[i].klen},
                                (wr_bytes_t){chunk[i].val, chunk[i].vlen}))
@@ -425,7 +425,7 @@ static wr_err_t mem_meta_scan(wr_store_t *st, wr_bytes_t prefix, wr_store_meta_v
         free(after);
         after = n ? chunk[n - 1].key : NULL;
         after_len = n ? chunk[n - 1].klen : 0;
-        if (stop) {
+        if (last || stop) {
             free(after);
             return WR_OK;
         }
