@@ -1,0 +1,654 @@
+/*
+ * rest.c - the REST front end's plugin: libevhtp listeners on the shard
+ * loops, and the thin adapter between evhtp requests and wr_rest_handle().
+ *
+ * Listeners. One evhtp_t per shard loop, each with its own socket bound to
+ * the same address with SO_REUSEPORT, so the kernel spreads connections
+ * over the shard threads and a connection lives on one loop (no evhtp
+ * thread pool, no locks). The loops are already running when start() is
+ * called, so each evhtp_t is created and bound on its own loop's thread:
+ * start() posts the work and waits on a condition variable.
+ *
+ * Requests. evhtp parses; on_request() builds a wr_rest_req_t and calls
+ * wr_rest_handle(). A response that needs the core pauses the evhtp request
+ * (reads stop on that connection) and on_done() sends it and resumes.
+ * A connection that evhtp frees while its request waits for the core is
+ * marked dead; on_done() then only frees the adapter's state.
+ *
+ * Limits. A body over max_body_bytes is refused with 413 and a JSON body
+ * as soon as it is known: from Content-Length when the headers end, or
+ * while a chunked body arrives. The connection is then taken from evhtp,
+ * the reply written, the rest of what the client sends discarded (bounded
+ * in bytes and time, so the client reads the 413 rather than a reset) and
+ * the socket closed. More than MAX_HEADERS header lines get a 431 the same
+ * way. Nothing is buffered past the limit.
+ *
+ * Layout: state, lingering close, hooks, request/response, listeners on
+ * the loops, the plugin vtable.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <evhtp/evhtp.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../core/log.h"
+#include "rest_int.h"
+
+#define MAX_HEADERS 128           /* header lines per request */
+#define LISTEN_BACKLOG 1024
+#define IDLE_TIMEOUT_S 120        /* a keep-alive connection with nothing to say */
+#define SEND_TIMEOUT_S 60         /* a client that does not read its response */
+#define LINGER_TIMEOUT_S 5        /* after a 413: how long to keep discarding */
+#define LINGER_MAX (8u << 20)     /* after a 413: how much to discard at most */
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                    */
+
+typedef struct rest_fe rest_fe_t;
+typedef struct rest_shard rest_shard_t;
+
+/* The adapter's state of one connection (evhtp serves one request at a
+ * time per connection). */
+typedef struct rest_conn {
+    rest_shard_t *sh;
+    evhtp_connection_t *conn;
+    evhtp_request_t *req; /* the request being answered */
+    bool pending;         /* wr_rest_handle() has not answered yet */
+    bool paused;          /* the evhtp request is paused for the core */
+    bool dead;            /* evhtp freed the connection meanwhile */
+    uint32_t nheaders;
+    struct rest_conn *prev, *next;
+} rest_conn_t;
+
+/* A connection taken from evhtp after a 413/431. */
+typedef struct rest_linger {
+    rest_shard_t *sh;
+    struct bufferevent *bev;
+    size_t discarded;
+    bool shut;
+    struct rest_linger *prev, *next;
+} linger_t;
+
+struct rest_shard {
+    rest_fe_t *fe;
+    unsigned idx;
+    wr_loop_t *loop;
+    evhtp_t *htp;
+    bool bound;
+    rest_conn_t *conns; /* every rest_conn_t of this loop, live or dead */
+    linger_t *lingers;
+};
+
+struct rest_fe {
+    wr_frontend_t base; /* first: the plugin interface */
+    wr_rest_server_t srv;
+    unsigned n;
+    rest_shard_t *sh;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    uint16_t port;
+
+    /* Running one task on a loop and waiting for it. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool task_done;
+    int task_rc;
+};
+
+#define LIST_ADD(head, e)                                                                          \
+    do {                                                                                           \
+        (e)->prev = NULL;                                                                          \
+        (e)->next = (head);                                                                        \
+        if (head)                                                                                  \
+            (head)->prev = (e);                                                                    \
+        (head) = (e);                                                                              \
+    } while (0)
+
+#define LIST_DEL(head, e)                                                                          \
+    do {                                                                                           \
+        if ((e)->prev)                                                                             \
+            (e)->prev->next = (e)->next;                                                           \
+        else                                                                                       \
+            (head) = (e)->next;                                                                    \
+        if ((e)->next)                                                                             \
+            (e)->next->prev = (e)->prev;                                                           \
+        (e)->prev = (e)->next = NULL;                                                              \
+    } while (0)
+
+static void conn_free(rest_conn_t *rc)
+{
+    LIST_DEL(rc->sh->conns, rc);
+    free(rc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lingering close                                                          */
+
+static void linger_close(linger_t *lg)
+{
+    LIST_DEL(lg->sh->lingers, lg);
+    bufferevent_free(lg->bev); /* BEV_OPT_CLOSE_ON_FREE closes the socket */
+    free(lg);
+}
+
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+    linger_t *lg = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    lg->discarded += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (lg->discarded > LINGER_MAX)
+        linger_close(lg);
+}
+
+static void linger_write(struct bufferevent *bev, void *arg)
+{
+    linger_t *lg = arg;
+
+    /* The reply is out: tell the client we are done talking, keep reading
+     * (and dropping) until it closes, goes quiet, or sends too much. */
+    if (!lg->shut && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        lg->shut = true;
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+    }
+}
+
+static void linger_event(struct bufferevent *bev, short what, void *arg)
+{
+    linger_close(arg);
+}
+
+/*
+ * Answers `status` with a JSON error and closes, taking the connection
+ * from evhtp. Called from an evhtp hook, which must then return an error
+ * so evhtp stops parsing and frees its connection object (not the socket).
+ */
+static void reject(rest_conn_t *rc, uint16_t status, const char *reason, const char *desc)
+{
+    rest_shard_t *sh = rc->sh;
+    struct bufferevent *bev;
+    struct timeval tv = {LINGER_TIMEOUT_S, 0};
+    char body[512], head[256];
+    int bn, hn;
+    linger_t *lg;
+
+    bn = snprintf(body, sizeof(body), "{\"title\": \"%s\", \"description\": \"%s\"}",
+                  wr_rest_title_of(status), desc);
+    hn = snprintf(head, sizeof(head),
+                  "HTTP/1.1 %u %s\r\nContent-Type: application/json; charset=UTF-8\r\n"
+                  "Content-Length: %d\r\nConnection: close\r\n\r\n",
+                  status, reason, bn);
+    /* take_ownership clears our hooks: the fini hook will not run. */
+    bev = evhtp_connection_take_ownership(rc->conn);
+    atomic_fetch_sub(&sh->fe->srv.connections, 1);
+    conn_free(rc);
+    if (!bev)
+        return;
+    lg = calloc(1, sizeof(*lg));
+    if (!lg)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    lg->sh = sh;
+    lg->bev = bev;
+    LIST_ADD(sh->lingers, lg);
+    evbuffer_add(bufferevent_get_output(bev), head, (size_t)hn);
+    evbuffer_add(bufferevent_get_output(bev), body, (size_t)bn);
+    bufferevent_setcb(bev, linger_read, linger_write, linger_event, lg);
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hooks                                                                    */
+
+static evhtp_res on_headers_start(evhtp_request_t *req, void *arg)
+{
+    rest_conn_t *rc = arg;
+
+    rc->nheaders = 0;
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res on_header(evhtp_request_t *req, evhtp_header_t *h, void *arg)
+{
+    rest_conn_t *rc = arg;
+
+    if (++rc->nheaders > MAX_HEADERS) {
+        reject(rc, 431, "Request Header Fields Too Large", "Too many header lines.");
+        return EVHTP_RES_ERROR;
+    }
+    return EVHTP_RES_OK;
+}
+
+static void reject_too_big(rest_conn_t *rc)
+{
+    char desc[128];
+
+    snprintf(desc, sizeof(desc), "Request body is too large. Max size: %u bytes",
+             rc->sh->fe->srv.limits.max_body_bytes);
+    reject(rc, 413, "Payload Too Large", desc);
+}
+
+static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
+{
+    rest_conn_t *rc = arg;
+
+    /* Content-Length as the parser read it (0 when absent or chunked). */
+    if (evhtp_request_content_len(req) > rc->sh->fe->srv.limits.max_body_bytes) {
+        reject_too_big(rc);
+        return EVHTP_RES_ERROR;
+    }
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res on_read(evhtp_request_t *req, struct evbuffer *buf, void *arg)
+{
+    rest_conn_t *rc = arg;
+    size_t have = evbuffer_get_length(req->buffer_in) + evbuffer_get_length(buf);
+
+    if (have > rc->sh->fe->srv.limits.max_body_bytes) {
+        reject_too_big(rc);
+        return EVHTP_RES_ERROR;
+    }
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
+{
+    rest_conn_t *rc = arg;
+
+    atomic_fetch_sub(&rc->sh->fe->srv.connections, 1);
+    rc->conn = NULL;
+    rc->req = NULL;
+    if (rc->pending)
+        rc->dead = true; /* on_done() frees it */
+    else
+        conn_free(rc);
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
+{
+    rest_shard_t *sh = arg;
+    rest_conn_t *rc = calloc(1, sizeof(*rc));
+
+    if (!rc)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    rc->sh = sh;
+    rc->conn = conn;
+    LIST_ADD(sh->conns, rc);
+    atomic_fetch_add(&sh->fe->srv.connections, 1);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_headers_start, (evhtp_hook)on_headers_start, rc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_header, (evhtp_hook)on_header, rc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_headers, (evhtp_hook)on_headers, rc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_read, (evhtp_hook)on_read, rc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_conn_fini, rc);
+    return EVHTP_RES_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request and response                                                     */
+
+static const char *find_header(void *hctx, const char *name)
+{
+    return evhtp_kv_find(hctx, name);
+}
+
+static wr_rest_method_t method_of(htp_method m)
+{
+    switch (m) {
+    case htp_method_GET:
+        return WR_REST_GET;
+    case htp_method_HEAD:
+        return WR_REST_HEAD;
+    case htp_method_POST:
+        return WR_REST_POST;
+    case htp_method_PUT:
+        return WR_REST_PUT;
+    case htp_method_DELETE:
+        return WR_REST_DELETE;
+    case htp_method_PATCH:
+        return WR_REST_PATCH;
+    case htp_method_MKCOL:
+    case htp_method_COPY:
+    case htp_method_MOVE:
+    case htp_method_OPTIONS:
+    case htp_method_PROPFIND:
+    case htp_method_PROPPATCH:
+    case htp_method_LOCK:
+    case htp_method_UNLOCK:
+    case htp_method_TRACE:
+    case htp_method_CONNECT:
+    case htp_method_UNKNOWN:
+        break;
+    }
+    return WR_REST_OTHER;
+}
+
+static void free_body(const void *data, size_t len, void *arg)
+{
+    free(arg);
+}
+
+static void add_header(evhtp_request_t *req, const char *k, const char *v, bool copy)
+{
+    evhtp_headers_add_header(req->headers_out, evhtp_header_new(k, v, 0, copy ? 1 : 0));
+}
+
+static void on_done(void *arg, wr_rest_resp_t *resp)
+{
+    rest_conn_t *rc = arg;
+    evhtp_request_t *req = rc->req;
+    bool was_paused = rc->paused;
+
+    rc->pending = false;
+    rc->paused = false;
+    if (was_paused)
+        atomic_fetch_sub(&rc->sh->fe->srv.inflight, 1);
+    if (rc->dead) {
+        conn_free(rc);
+        return;
+    }
+    if (resp->content_type)
+        add_header(req, "Content-Type", resp->content_type, false);
+    if (resp->location.len > 0) {
+        wr_rest_buf_putc(&resp->location, '\0');
+        add_header(req, "Location", resp->location.p, true);
+    }
+    if (resp->allow)
+        add_header(req, "Allow", resp->allow, false);
+    if (resp->accept_patch)
+        add_header(req, "Accept-Patch", resp->accept_patch, false);
+    if (resp->body.len > 0 && req->method != htp_method_HEAD) {
+        /* Hand the buffer over instead of copying it. */
+        evbuffer_add_reference(req->buffer_out, resp->body.p, resp->body.len, free_body,
+                               resp->body.p);
+        resp->body.p = NULL;
+        resp->body.len = resp->body.cap = 0;
+    }
+    evhtp_send_reply(req, resp->status);
+    rc->req = NULL;
+    if (was_paused)
+        evhtp_request_resume(req); /* after the reply: evhtp's issue #86 */
+}
+
+static void on_request(evhtp_request_t *req, void *arg)
+{
+    rest_shard_t *sh = arg;
+    rest_conn_t *rc = req->conn->hooks ? req->conn->hooks->on_connection_fini_arg : NULL;
+    wr_rest_req_t r = {0};
+    size_t blen = evbuffer_get_length(req->buffer_in);
+
+    if (!rc) { /* not accepted through on_accept: cannot happen */
+        evhtp_send_reply(req, EVHTP_RES_SERVERR);
+        return;
+    }
+    r.method = method_of(req->method);
+    r.path = req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/";
+    r.path_len = strlen(r.path);
+    if (req->uri && req->uri->query_raw) {
+        r.query = (const char *)req->uri->query_raw;
+        r.query_len = strlen(r.query);
+    }
+    r.header = find_header;
+    r.hctx = req->headers_in;
+    r.body = blen ? (const char *)evbuffer_pullup(req->buffer_in, -1) : NULL;
+    r.body_len = blen;
+    r.has_body = evhtp_kv_find(req->headers_in, "Content-Length") ||
+                 evhtp_kv_find(req->headers_in, "Transfer-Encoding");
+    rc->req = req;
+    rc->pending = true;
+    if (wr_rest_handle(&sh->fe->srv, sh->loop, &r, on_done, rc)) {
+        rc->paused = true;
+        atomic_fetch_add(&sh->fe->srv.inflight, 1);
+        evhtp_request_pause(req);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Listeners on the loops                                                   */
+
+typedef struct task {
+    rest_shard_t *sh;
+    void (*fn)(rest_shard_t *sh, int *rc);
+} task_t;
+
+static void task_run(void *arg)
+{
+    task_t *t = arg;
+    rest_fe_t *fe = t->sh->fe;
+    int rc = 0;
+
+    t->fn(t->sh, &rc);
+    pthread_mutex_lock(&fe->mu);
+    fe->task_rc = rc;
+    fe->task_done = true;
+    pthread_cond_signal(&fe->cv);
+    pthread_mutex_unlock(&fe->mu);
+}
+
+/* Runs fn on sh's loop thread and waits for it; returns its result. */
+static int run_on(rest_shard_t *sh, void (*fn)(rest_shard_t *sh, int *rc))
+{
+    rest_fe_t *fe = sh->fe;
+    task_t t = {sh, fn};
+    int rc;
+
+    pthread_mutex_lock(&fe->mu);
+    fe->task_done = false;
+    pthread_mutex_unlock(&fe->mu);
+    wr_loop_post(sh->loop, task_run, &t);
+    pthread_mutex_lock(&fe->mu);
+    while (!fe->task_done)
+        pthread_cond_wait(&fe->cv, &fe->mu);
+    rc = fe->task_rc;
+    pthread_mutex_unlock(&fe->mu);
+    return rc;
+}
+
+static void bind_task(rest_shard_t *sh, int *rc)
+{
+    rest_fe_t *fe = sh->fe;
+    struct timeval idle = {IDLE_TIMEOUT_S, 0}, send = {SEND_TIMEOUT_S, 0};
+    evhtp_t *htp = evhtp_new(wr_loop_base(sh->loop), sh);
+
+    if (!htp) {
+        *rc = -1;
+        return;
+    }
+    evhtp_enable_flag(htp, EVHTP_FLAG_ENABLE_REUSEPORT | EVHTP_FLAG_ENABLE_NODELAY);
+    evhtp_set_gencb(htp, on_request, sh);
+    evhtp_set_post_accept_cb(htp, on_accept, sh);
+    evhtp_set_timeouts(htp, &idle, &send);
+    if (evhtp_bind_sockaddr(htp, (struct sockaddr *)&fe->addr, fe->addrlen, LISTEN_BACKLOG) != 0) {
+        wr_log(WR_LOG_ERROR, WR_LOGC_REST, "shard=%u: cannot listen: %s", sh->idx,
+               strerror(errno));
+        evhtp_free(htp);
+        *rc = -1;
+        return;
+    }
+    sh->htp = htp;
+    sh->bound = true;
+    /* With port 0 the first listener picks the port; the others join it. */
+    if (fe->port == 0) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = evconnlistener_get_fd(htp->server);
+
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (ss.ss_family == AF_INET6)
+                fe->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+            else
+                fe->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            if (fe->addr.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&fe->addr)->sin6_port = htons(fe->port);
+            else
+                ((struct sockaddr_in *)&fe->addr)->sin_port = htons(fe->port);
+        }
+    }
+}
+
+static void unbind_task(rest_shard_t *sh, int *rc)
+{
+    if (sh->htp && sh->bound)
+        evhtp_unbind_socket(sh->htp);
+    sh->bound = false;
+}
+
+static void unbind_and_free_task(rest_shard_t *sh, int *rc)
+{
+    unbind_task(sh, rc);
+    evhtp_free(sh->htp);
+    sh->htp = NULL;
+}
+
+static int resolve(rest_fe_t *fe, const char *host, uint16_t port)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    char ps[8];
+    int rc;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(ps, sizeof(ps), "%u", (unsigned)port);
+    rc = getaddrinfo(host[0] ? host : NULL, ps, &hints, &ai);
+    if (rc != 0 || !ai) {
+        wr_log(WR_LOG_ERROR, WR_LOGC_REST, "http=%s: cannot resolve: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(&fe->addr, ai->ai_addr, ai->ai_addrlen);
+    fe->addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    fe->port = port;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The plugin                                                               */
+
+static void rest_free(wr_frontend_t *base);
+
+static wr_err_t rest_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_t **out)
+{
+    rest_fe_t *fe = calloc(1, sizeof(*fe));
+    unsigned i;
+
+    if (!fe)
+        return WR_ENOMEM;
+    fe->base.ops = &wr_rest_ops;
+    wr_rest_server_init(&fe->srv, core);
+    if (cfg->max_message_bytes > 0)
+        fe->srv.limits.max_body_bytes = cfg->max_message_bytes;
+    fe->srv.limits.trust_project_header = cfg->trust_project_header;
+    pthread_mutex_init(&fe->mu, NULL);
+    pthread_cond_init(&fe->cv, NULL);
+    fe->n = wr_core_shards(core);
+    fe->sh = calloc(fe->n ? fe->n : 1, sizeof(*fe->sh));
+    if (!fe->sh) {
+        rest_free(&fe->base);
+        return WR_ENOMEM;
+    }
+    for (i = 0; i < fe->n; i++) {
+        fe->sh[i].fe = fe;
+        fe->sh[i].idx = i;
+        fe->sh[i].loop = wr_core_loop(core, i);
+    }
+    if (resolve(fe, cfg->http_addr, cfg->http_port) != 0) {
+        rest_free(&fe->base);
+        return WR_EINVAL;
+    }
+    for (i = 0; i < fe->n; i++) {
+        if (run_on(&fe->sh[i], bind_task) != 0) {
+            /* Nothing may stay bound. */
+            for (unsigned j = 0; j < i; j++)
+                run_on(&fe->sh[j], unbind_and_free_task);
+            fe->n = 0;
+            rest_free(&fe->base);
+            return WR_EIO;
+        }
+    }
+    wr_log(WR_LOG_INFO, WR_LOGC_REST, "rest listening port=%u listeners=%u max_body=%u",
+           (unsigned)fe->port, fe->n, fe->srv.limits.max_body_bytes);
+    *out = &fe->base;
+    return WR_OK;
+}
+
+static void rest_stop_accepting(wr_frontend_t *base)
+{
+    rest_fe_t *fe = (rest_fe_t *)base;
+
+    for (unsigned i = 0; i < fe->n; i++)
+        run_on(&fe->sh[i], unbind_task);
+}
+
+static uint64_t rest_inflight(wr_frontend_t *base)
+{
+    rest_fe_t *fe = (rest_fe_t *)base;
+    int64_t n = atomic_load(&fe->srv.inflight);
+
+    return n > 0 ? (uint64_t)n : 0;
+}
+
+/* After wr_core_stop(): the loops no longer run, so this thread may touch
+ * their evhtp state directly. */
+static void rest_free(wr_frontend_t *base)
+{
+    rest_fe_t *fe = (rest_fe_t *)base;
+
+    if (!fe)
+        return;
+    for (unsigned i = 0; fe->sh && i < fe->n; i++) {
+        rest_shard_t *sh = &fe->sh[i];
+        rest_conn_t *rc, *next;
+        int unused;
+
+        unbind_task(sh, &unused);
+        for (rc = sh->conns; rc; rc = next) {
+            next = rc->next;
+            if (!rc->dead && rc->conn) {
+                rc->pending = false; /* nobody will answer now */
+                evhtp_connection_free(rc->conn); /* on_conn_fini frees rc */
+            }
+        }
+        while (sh->conns)
+            conn_free(sh->conns); /* dead ones whose answer never came */
+        while (sh->lingers)
+            linger_close(sh->lingers);
+        evhtp_free(sh->htp);
+        sh->htp = NULL;
+    }
+    free(fe->sh);
+    pthread_mutex_destroy(&fe->mu);
+    pthread_cond_destroy(&fe->cv);
+    free(fe);
+}
+
+uint16_t wr_rest_port(const wr_frontend_t *base)
+{
+    return ((const rest_fe_t *)base)->port;
+}
+
+wr_rest_server_t *wr_rest_server_of(wr_frontend_t *base)
+{
+    return &((rest_fe_t *)base)->srv;
+}
+
+const wr_frontend_ops_t wr_rest_ops = {
+    .abi = WR_FRONTEND_ABI,
+    .name = "rest",
+    .start = rest_start,
+    .stop_accepting = rest_stop_accepting,
+    .inflight = rest_inflight,
+    .free = rest_free,
+};
