@@ -252,8 +252,9 @@ void wr__serve_waiters(wr__shard_t *sh, wr__queue_t *q, int64_t now)
 
 void wr__waitlist_flush(wr__shard_t *sh, wr__waitlist_t *wl, wr__queue_t *q, int64_t now)
 {
-    /* unpark frees a parked entry once empty: never touch wl after that. */
-    while (wl->n) {
+    /* unpark frees a parked entry once empty: count down instead of
+     * looking at wl after the last one. Nothing parks meanwhile. */
+    for (uint32_t n = wl->n; n; n--) {
         wr__req_t *r = wl->head;
         unpark(sh, r);
         if (q)

@@ -53,8 +53,11 @@ static wr__req_t *scatter_new(wr_core_t *core, wr__op_t op, wr_slice_t tenant, w
 
 static void scatter(wr__req_t *r, wr_task_fn fn)
 {
-    for (unsigned i = 0; i < r->core->nshards; i++)
-        wr_loop_post(r->core->shards[i].loop, fn, r);
+    /* Once the last post is out, r may already be answered and freed. */
+    wr_core_t *core = r->core;
+
+    for (unsigned i = 0; i < core->nshards; i++)
+        wr_loop_post(core->shards[i].loop, fn, r);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -234,7 +234,7 @@ static T_UNUSED void t_on_qlist(void *arg, const wr_queue_list_res_t *res)
     for (size_t i = 0; i < res->n && i < T_MAXQ; i++) {
         memcpy(c->names[i], res->items[i].name.ptr, res->items[i].name.len);
         c->names[i][res->items[i].name.len] = '\0';
-        if (res->items[i].meta.len < sizeof(c->qmeta[i])) {
+        if (res->items[i].meta.len && res->items[i].meta.len < sizeof(c->qmeta[i])) {
             memcpy(c->qmeta[i], res->items[i].meta.ptr, res->items[i].meta.len);
             c->qmeta[i][res->items[i].meta.len] = '\0';
         }
