@@ -175,10 +175,7 @@ static size_t make_key(char *buf, wr_slice_t tenant, wr_slice_t queue)
 
 unsigned wr_core_shard_of(const wr_core_t *core, wr_slice_t tenant, wr_slice_t queue)
 {
-    char buf[2 * WR_NAME_MAX + 2];
-
-    WR_ASSERT(tenant.len <= WR_NAME_MAX && queue.len <= WR_NAME_MAX);
-    return shard_of_hash(core, wr__hash_key(buf, make_key(buf, tenant, queue)));
+    return shard_of_hash(core, wr__hash_name(tenant, queue));
 }
 
 /* ------------------------------------------------------------------------ */

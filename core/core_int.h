@@ -54,6 +54,8 @@ void *wr__xrealloc(void *p, size_t n);
 /* Hash of tenant '\0' queue. The shard is taken from the high bits and map
  * buckets from the low bits, so one shard's tables are not half empty. */
 uint64_t wr__hash_key(const void *key, size_t klen);
+/* The same hash as wr__hash_key over tenant '\0' queue, without the copy. */
+uint64_t wr__hash_name(wr_slice_t tenant, wr_slice_t queue);
 uint64_t wr__hash_u64(uint64_t x);
 
 /*
@@ -104,6 +106,7 @@ typedef struct wr__msg {
     uint32_t claim_count;
     uint32_t flags;
 } wr__msg_t;
+_Static_assert(sizeof(wr__msg_t) <= 72, "keep messages small: see the size budget above");
 
 typedef struct wr__slot {
     uint64_t id; /* kept in tombstones too, so binary search still works */

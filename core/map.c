@@ -53,16 +53,31 @@ static uint64_t fmix64(uint64_t k)
     return k;
 }
 
-uint64_t wr__hash_key(const void *key, size_t klen)
-{
-    const unsigned char *p = key;
-    uint64_t h = 0xcbf29ce484222325ULL;
+#define FNV_OFFSET 0xcbf29ce484222325ULL
 
-    for (size_t i = 0; i < klen; i++) {
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t i = 0; i < len; i++) {
         h ^= p[i];
         h *= 0x100000001b3ULL;
     }
-    return fmix64(h);
+    return h;
+}
+
+uint64_t wr__hash_key(const void *key, size_t klen)
+{
+    return fmix64(fnv1a(FNV_OFFSET, key, klen));
+}
+
+uint64_t wr__hash_name(wr_slice_t tenant, wr_slice_t queue)
+{
+    static const unsigned char zero = 0;
+    uint64_t h = fnv1a(FNV_OFFSET, tenant.ptr, tenant.len);
+
+    h = fnv1a(h, &zero, 1);
+    return fmix64(fnv1a(h, queue.ptr, queue.len));
 }
 
 uint64_t wr__hash_u64(uint64_t x)

@@ -412,3 +412,18 @@ Test(queue, shard_of_is_stable_and_spread)
     cr_assert_gt(hits[1], 400);
     cr_assert_not_null(wr_core_loop(T.core, 1));
 }
+
+Test(queue, shard_of_matches_owner)
+{
+    char name[32];
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "own-%d", i);
+        cr_assert_eq(t_declare("tenant", name, NULL), WR_OK);
+        unsigned s = wr_core_shard_of(T.core, S("tenant"), S(name));
+        t_call_t *m = t_metrics();
+        cr_assert_eq(m->sm[s].queues, 1);
+        cr_assert_eq(m->sm[1 - s].queues, 0);
+        t_call_free(m);
+        t_call_free(t_qdelete("tenant", name, 0));
+    }
+}
