@@ -69,10 +69,14 @@ const char *wr_rest_title_of(uint16_t status)
         return "Unsupported media type";
     case 429:
         return "Limit reached";
+    case 431:
+        return "Request header fields too large";
     case 501:
         return "Not implemented";
     case 503:
         return "Service temporarily unavailable";
+    case 505:
+        return "HTTP version not supported";
     default:
         return "Internal server error";
     }

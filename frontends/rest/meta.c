@@ -164,10 +164,8 @@ void wr_rest_meta_attrs(const json_t *meta, wr_queue_attrs_t *attrs)
 {
     const json_t *v;
 
+    *attrs = (wr_queue_attrs_t){0};
     attrs->default_ttl_ms = (int64_t)WR_REST_MSG_TTL_DEFAULT * 1000;
-    attrs->default_delay_ms = 0;
-    attrs->max_post_bytes = 0;
-    attrs->durable = false;
     if (!meta)
         return;
     v = json_object_get(meta, "_default_message_ttl");

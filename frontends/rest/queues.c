@@ -568,6 +568,85 @@ void wr_rest_queue_stats(wr_rest_call_t *c, const wr_rest_req_t *req)
 /* ------------------------------------------------------------------------ */
 /* Purge                                                                    */
 
+/*
+ * wr_queue_purge() removes what is not claimed (AMQP's purge). A Zaqar
+ * client expects an empty queue, so what remains (claimed messages) is then
+ * listed and force-deleted, 1000 at a time. Purges are rare; the loop is
+ * bounded by the queue's size.
+ */
+#define PURGE_PAGE 1000
+
+static void purge_next(wr_rest_call_t *c, uint64_t marker);
+
+static void on_purge_del(void *arg, const wr_count_res_t *res)
+{
+    wr_rest_call_t *c = arg;
+
+    if (res->err == WR_ENOTFOUND) {
+        wr_rest_reply(c, 204);
+        wr_rest_finish(c);
+        return;
+    }
+    if (res->err != WR_OK) {
+        wr_rest_fail_err(c, res->err, "Queue could not be purged");
+        return;
+    }
+    purge_next(c, c->id);
+}
+
+static void on_purge_list(void *arg, const wr_msgs_res_t *res)
+{
+    wr_rest_call_t *c = arg;
+    uint64_t *ids;
+    wr_err_t err;
+
+    if (res->err == WR_ENOTFOUND || (res->err == WR_OK && res->n == 0)) {
+        wr_rest_reply(c, 204);
+        wr_rest_finish(c);
+        return;
+    }
+    if (res->err != WR_OK) {
+        wr_rest_fail_err(c, res->err, "Queue could not be purged");
+        return;
+    }
+    ids = malloc(res->n * sizeof(*ids));
+    if (!ids)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    for (size_t i = 0; i < res->n; i++)
+        ids[i] = res->msgs[i].id;
+    c->id = res->next_marker;
+    err = wr_msg_delete(c->srv->core, c->tenant, c->queue, ids, res->n, 0, true, c->loop,
+                        on_purge_del, c);
+    free(ids);
+    if (err != WR_OK)
+        wr_rest_fail_err(c, err, "Queue could not be purged");
+}
+
+static void purge_next(wr_rest_call_t *c, uint64_t marker)
+{
+    wr_err_t err = wr_msg_list(c->srv->core, c->tenant, c->queue, marker, PURGE_PAGE,
+                               WR_LIST_CLAIMED | WR_LIST_DELAYED, 0, c->loop, on_purge_list, c);
+
+    if (err != WR_OK)
+        wr_rest_fail_err(c, err, "Queue could not be purged");
+}
+
+static void on_purged(void *arg, const wr_count_res_t *res)
+{
+    wr_rest_call_t *c = arg;
+
+    if (res->err == WR_ENOTFOUND) {
+        wr_rest_reply(c, 204);
+        wr_rest_finish(c);
+        return;
+    }
+    if (res->err != WR_OK) {
+        wr_rest_fail_err(c, res->err, "Queue could not be purged");
+        return;
+    }
+    purge_next(c, 0);
+}
+
 void wr_rest_queue_purge(wr_rest_call_t *c, const wr_rest_req_t *req)
 {
     bool messages = true;
@@ -613,7 +692,7 @@ go:
         wr_rest_finish(c);
         return;
     }
-    err = wr_queue_purge(c->srv->core, c->tenant, c->queue, c->loop, on_count_204, c);
+    err = wr_queue_purge(c->srv->core, c->tenant, c->queue, c->loop, on_purged, c);
     if (err != WR_OK)
         wr_rest_fail_err(c, err, "Queue could not be purged");
 }

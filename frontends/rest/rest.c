@@ -97,6 +97,7 @@ struct rest_fe {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     uint16_t port;
+    bool closing; /* rest_free() runs: no more replies */
 
     /* Running one task on a loop and waiting for it. */
     pthread_mutex_t mu;
@@ -266,7 +267,20 @@ static evhtp_res on_read(evhtp_request_t *req, struct evbuffer *buf, void *arg)
 static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
 {
     rest_conn_t *rc = arg;
+    htpparse_error perr = conn->parser ? htparser_get_error(conn->parser) : htparse_error_none;
 
+    /* evhtp closes silently on bytes it cannot parse (garbage, a header
+     * line over 8 KiB). Answer instead, while the socket is still there,
+     * unless a response to this request has already gone out. */
+    if (perr != htparse_error_none && perr != htparse_error_user && !rc->pending && conn->bev &&
+        !rc->sh->fe->closing && (!conn->request || !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED))) {
+        if (perr == htparse_error_too_big)
+            reject(rc, 431, "Request Header Fields Too Large",
+                   "The request line or a header line is too long.");
+        else
+            reject(rc, 400, "Bad Request", "The request could not be parsed as HTTP/1.1.");
+        return EVHTP_RES_OK;
+    }
     atomic_fetch_sub(&rc->sh->fe->srv.connections, 1);
     rc->conn = NULL;
     rc->req = NULL;
@@ -406,6 +420,20 @@ static void on_request(evhtp_request_t *req, void *arg)
     r.body_len = blen;
     r.has_body = evhtp_kv_find(req->headers_in, "Content-Length") ||
                  evhtp_kv_find(req->headers_in, "Transfer-Encoding");
+    if (htparser_get_major(req->conn->parser) != 1 || htparser_get_minor(req->conn->parser) > 1) {
+        /* Answer in a version the client can read, then close. */
+        static const char body[] = "{\"title\": \"HTTP Version Not Supported\", "
+                                   "\"description\": \"Only HTTP/1.0 and HTTP/1.1 are served.\"}";
+
+        htparser_set_major(req->conn->parser, 1);
+        htparser_set_minor(req->conn->parser, 1);
+        req->proto = EVHTP_PROTO_11;
+        req->flags &= (uint16_t)~EVHTP_REQ_FLAG_KEEPALIVE; /* set_keepalive(0) is a no-op */
+        add_header(req, "Content-Type", "application/json; charset=UTF-8", false);
+        evbuffer_add(req->buffer_out, body, sizeof(body) - 1);
+        evhtp_send_reply(req, 505);
+        return;
+    }
     rc->req = req;
     rc->pending = true;
     if (wr_rest_handle(&sh->fe->srv, sh->loop, &r, on_done, rc)) {
@@ -608,6 +636,7 @@ static void rest_free(wr_frontend_t *base)
 
     if (!fe)
         return;
+    fe->closing = true;
     for (unsigned i = 0; fe->sh && i < fe->n; i++) {
         rest_shard_t *sh = &fe->sh[i];
         rest_conn_t *rc, *next;

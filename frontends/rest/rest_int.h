@@ -38,7 +38,7 @@
 #define WR_REST_GRACE_DEFAULT 60
 #define WR_REST_POST_MAX 262144       /* max_messages_post_size */
 #define WR_REST_WAIT_MAX_S 20         /* wait= (warren extension) */
-#define WR_REST_JSON_DEPTH 64         /* deepest request document accepted */
+#define WR_REST_JSON_DEPTH 128        /* deepest request document accepted */
 #define WR_REST_PATH_MAX 1024         /* decoded path bytes */
 #define WR_REST_ID_LEN 24             /* formatted message / claim id */
 
@@ -153,7 +153,7 @@ const char *wr_rest_meta_check(const json_t *meta, uint32_t max_post);
 
 /* Maps the reserved keys onto core attributes: _default_message_ttl (else
  * 3600 s), _default_message_delay, _max_messages_post_size, and warren's
- * own _durable (bool). */
+ * own _durable (bool). Every other attribute is zero (meta may be NULL). */
 void wr_rest_meta_attrs(const json_t *meta, wr_queue_attrs_t *attrs);
 
 /* Fills the reserved keys a GET shows when missing or falsy. */

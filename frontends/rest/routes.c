@@ -298,13 +298,27 @@ static const char *hdr(const wr_rest_req_t *req, const char *name)
     return req->header ? req->header(req->hctx, name) : NULL;
 }
 
+/* A header value without surrounding blanks (WSGI servers strip them). */
+static const char *trim(const char *h, size_t *len)
+{
+    size_t n;
+
+    while (*h == ' ' || *h == '\t')
+        h++;
+    n = strlen(h);
+    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return h;
+}
+
 /* Zaqar's before-hooks. Returns false after failing the call. */
 static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t *rt,
                       const wr_rest_match_t *m)
 {
     const char *h;
     char cid[33];
-    size_t plen;
+    size_t plen, hlen;
 
     if (hdr(req, "URL-Signature")) {
         wr_rest_fail(c, 404, NULL, "Pre-signed URLs are not supported by this server.");
@@ -338,7 +352,8 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
         wr_rest_fail(c, 400, "Missing header value", "The Client-ID header is required.");
         return false;
     }
-    if (!wr_rest_client_id_norm(h, strlen(h), cid)) {
+    h = trim(h, &hlen);
+    if (!wr_rest_client_id_norm(h, hlen, cid)) {
         wr_rest_fail(c, 400, "Wrong UUID value", "Malformed hexadecimal UUID.");
         return false;
     }
@@ -348,7 +363,7 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
         wr_rest_fail(c, 400, "Project-Id Missing", "The header X-PROJECT-ID was missing");
         return false;
     }
-    plen = strlen(h);
+    h = trim(h, &plen);
     if (plen == 0) {
         wr_rest_fail(c, 400, "Empty project header not allowed",
                      "X-PROJECT-ID cannot be an empty string. Specify the right header "
@@ -356,8 +371,9 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
         return false;
     }
     /* Zaqar allows 256 bytes on queue paths; the core's names stop at
-     * WR_NAME_MAX, so that is the limit everywhere. */
-    if (plen > WR_NAME_MAX || (rt->has_queue && !wr_rest_valid_queue_name(m->queue, m->queue_len))) {
+     * WR_NAME_MAX, which is then the limit on every path. */
+    if (plen > WR_REST_PROJECT_MAX || plen > WR_NAME_MAX ||
+        (rt->has_queue && !wr_rest_valid_queue_name(m->queue, m->queue_len))) {
         wr_rest_fail(c, 400, "Invalid queue identification",
                      "The format of the submitted queue name or project id is not valid.");
         return false;
