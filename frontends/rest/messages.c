@@ -464,7 +464,8 @@ static int qbool(wr_rest_call_t *c, const wr_rest_req_t *req, const char *key, i
     bool v = false;
     int r = wr_rest_qparam_bool(c, req, key, &v);
 
-    *out = r > 0 ? v : -1;
+    if (r >= 0) /* after a failure the call (and *out) is gone */
+        *out = r > 0 ? v : -1;
     return r;
 }
 
