@@ -96,6 +96,10 @@ void wr__amqp_chan_free_all(wr_amqp_conn_t *c)
 
 static void vchan_error(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, uint16_t code,
                         amqp_method_number_t cause, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+static void vchan_error(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, uint16_t code,
+                        amqp_method_number_t cause, const char *fmt, va_list ap)
 {
     char text[256], msg[200];
     amqp_channel_close_t cl;
@@ -325,6 +329,9 @@ void wr__amqp_on_channel_close(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
     amqp_channel_close_ok_t ok = {0};
     uint16_t id = ch->id;
 
+    /* Also when we sent channel.close ourselves (closes crossing): both
+     * sides said close, the channel is done; a close-ok that may still come
+     * for ours is ignored by the dispatcher. */
     (void)call;
     chan_free(c, ch);
     wr__amqp_send(c, id, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);

@@ -154,6 +154,9 @@ void wr__amqp_send(wr_amqp_conn_t *c, uint16_t ch, amqp_method_number_t id, void
 }
 
 static void vconn_error(wr_amqp_conn_t *c, uint16_t code, amqp_method_number_t cause,
+                        const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vconn_error(wr_amqp_conn_t *c, uint16_t code, amqp_method_number_t cause,
                         const char *fmt, va_list ap)
 {
     char msg[200], text[256];

@@ -16,7 +16,7 @@
  * Dispatch rules (as RabbitMQ): connection.* only on channel 0 and nothing
  * else there (504); a method on a channel that is not open, other than
  * channel.open, is 504 "expected 'channel.open'"; on a closing channel
- * everything but channel.close-ok is ignored; a method while a channel waits
+ * everything but channel.close-ok and channel.close is ignored; a method while a channel waits
  * for content is 505 UNEXPECTED_FRAME; fields that do not decode are 501.
  */
 #include <stdlib.h>
@@ -188,6 +188,9 @@ void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
         }
         ch = wr__amqp_chan_get(c, f->channel);
         if (!ch) {
+            /* A late close-ok for a channel closed by crossing closes. */
+            if (id == AMQP_CHANNEL_CLOSE_OK_METHOD)
+                return;
             if (id != AMQP_CHANNEL_OPEN_METHOD) {
                 wr__amqp_conn_error(c, AMQP_CHANNEL_ERROR, id,
                                     "expected 'channel.open' on channel %u, got %s", f->channel,
@@ -195,8 +198,9 @@ void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
                 return;
             }
         } else if (ch->state == WR_AMQP_CH_CLOSING) {
-            /* In flight before our channel.close reached the client. */
-            if (id != AMQP_CHANNEL_CLOSE_OK_METHOD)
+            /* We sent channel.close: everything but close-ok, or a crossing
+             * close (answered with close-ok), was in flight and is dropped. */
+            if (id != AMQP_CHANNEL_CLOSE_OK_METHOD && id != AMQP_CHANNEL_CLOSE_METHOD)
                 return;
         } else if (ch->content != WR_AMQP_CONTENT_NONE) {
             wr__amqp_conn_error(c, AMQP_UNEXPECTED_FRAME, id,

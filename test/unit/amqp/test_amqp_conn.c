@@ -714,3 +714,28 @@ Test(backpressure, stops_consuming_when_output_backs_up)
     evbuffer_drain(t.out, evbuffer_get_length(t.out));
     tconn_fini(&t);
 }
+
+Test(channel, crossing_closes)
+{
+    tconn_t t;
+    amqp_queue_declare_t qd = {0};
+    amqp_channel_close_t cl = {200, amqp_cstring_bytes("bye"), 0, 0};
+    amqp_channel_close_ok_t cok = {0};
+
+    qd.queue = amqp_cstring_bytes("q");
+    tconn_init(&t, true);
+    tconn_open(&t, 0);
+    tconn_channel_open(&t, 1);
+    tconn_send(&t, 1, AMQP_QUEUE_DECLARE_METHOD, &qd);
+    tconn_expect_chan_close(&t, 1, 540);
+    /* The client closes too (rabbitmq-c does): answered, channel done. */
+    tconn_send(&t, 1, AMQP_CHANNEL_CLOSE_METHOD, &cl);
+    tconn_expect(&t, 1, AMQP_CHANNEL_CLOSE_OK_METHOD);
+    cr_assert_null(wr__amqp_chan_get(t.c, 1));
+    /* Its close-ok for our close may still come: ignored. */
+    tconn_send(&t, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
+    tconn_expect_nothing(&t);
+    tconn_channel_open(&t, 1);
+    cr_assert_eq(t.c->state, WR_AMQP_S_OPEN);
+    tconn_fini(&t);
+}
