@@ -1,0 +1,181 @@
+/*
+ * test_rest_validate.c - request-line and header checks
+ * (frontends/rest/validate.c): queue names, Client-ID, falcon's int and bool
+ * parameters, query strings, Accept and Content-Type.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "frontends/rest/rest_int.h"
+
+static bool qn(const char *s)
+{
+    return wr_rest_valid_queue_name(s, strlen(s));
+}
+
+Test(rest_validate, queue_names)
+{
+    char name[80];
+
+    cr_assert(qn("a"));
+    cr_assert(qn("Nice-Boat_2.x"));
+    cr_assert(qn("-"));
+    cr_assert(qn("."));
+    memset(name, 'v', 64);
+    name[64] = '\0';
+    cr_assert(qn(name));
+    name[64] = 'v';
+    name[65] = '\0';
+    cr_assert_not(qn(name), "65 characters");
+    cr_assert_not(qn(""));
+    cr_assert_not(qn("a b"));
+    cr_assert_not(qn("a/b"));
+    cr_assert_not(qn("Nice-Bo@t"));
+    cr_assert_not(qn("caf\xc3\xa9"));
+    cr_assert_not(wr_rest_valid_queue_name("a\0b", 3));
+    cr_assert_not(qn("a\n"));
+}
+
+static bool cid(const char *s, char out[33])
+{
+    return wr_rest_client_id_norm(s, strlen(s), out);
+}
+
+Test(rest_validate, client_id_python_uuid_forms)
+{
+    char out[33];
+
+    cr_assert(cid("3fa85f64-5717-4562-b3fc-2c963f66afa6", out));
+    cr_assert_str_eq(out, "3fa85f6457174562b3fc2c963f66afa6");
+    cr_assert(cid("3FA85F64-5717-4562-B3FC-2C963F66AFA6", out));
+    cr_assert_str_eq(out, "3fa85f6457174562b3fc2c963f66afa6", "case does not matter");
+    cr_assert(cid("3fa85f6457174562b3fc2c963f66afa6", out));
+    cr_assert(cid("{3fa85f64-5717-4562-b3fc-2c963f66afa6}", out));
+    cr_assert(cid("urn:uuid:3fa85f64-5717-4562-b3fc-2c963f66afa6", out));
+    cr_assert_not(cid("", out));
+    cr_assert_not(cid("not-a-uuid", out));
+    cr_assert_not(cid("3fa85f64-5717-4562-b3fc-2c963f66afa", out), "31 digits");
+    cr_assert_not(cid("3fa85f64-5717-4562-b3fc-2c963f66afa6a", out), "33 digits");
+    cr_assert_not(cid("3fa85f64-5717-4562-b3fc-2c963f66afg6", out));
+    cr_assert_not(cid("3fa85f64 5717 4562 b3fc 2c963f66afa6", out));
+}
+
+Test(rest_validate, producer_hash_is_stable_and_distinct)
+{
+    cr_assert_eq(wr_rest_hash64("abc", 3), wr_rest_hash64("abc", 3));
+    cr_assert_neq(wr_rest_hash64("abc", 3), wr_rest_hash64("abd", 3));
+}
+
+static bool pint(const char *s, int64_t *v)
+{
+    return wr_rest_parse_int(s, strlen(s), v);
+}
+
+Test(rest_validate, ints_like_python_int)
+{
+    int64_t v;
+
+    cr_assert(pint("10", &v) && v == 10);
+    cr_assert(pint("-3", &v) && v == -3);
+    cr_assert(pint("+7", &v) && v == 7);
+    cr_assert(pint(" 5 ", &v) && v == 5);
+    cr_assert(pint("9223372036854775807", &v) && v == INT64_MAX);
+    cr_assert_not(pint("9223372036854775808", &v));
+    cr_assert_not(pint("100000000000000000000", &v));
+    cr_assert_not(pint("", &v));
+    cr_assert_not(pint("-", &v));
+    cr_assert_not(pint("1e3", &v));
+    cr_assert_not(pint("1.5", &v));
+    cr_assert_not(pint("0x10", &v));
+    cr_assert_not(pint("ten", &v));
+}
+
+static bool pbool(const char *s, bool *v)
+{
+    return wr_rest_parse_bool(s, strlen(s), v);
+}
+
+Test(rest_validate, bools_like_falcon)
+{
+    const char *yes[] = {"true", "True", "TRUE", "t", "yes", "y", "1", "on"};
+    const char *no[] = {"false", "False", "f", "no", "n", "0", "off"};
+    bool v;
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        cr_assert(pbool(yes[i], &v) && v, "%s", yes[i]);
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        cr_assert(pbool(no[i], &v) && !v, "%s", no[i]);
+    cr_assert_not(pbool("maybe", &v));
+    cr_assert_not(pbool("2", &v));
+    cr_assert_not(pbool("", &v));
+}
+
+Test(rest_validate, percent_decoding)
+{
+    char out[16];
+
+    cr_assert_eq(wr_rest_pct_decode("a%20b", 5, out, sizeof(out), false), 3);
+    cr_assert(memcmp(out, "a b", 3) == 0);
+    cr_assert_eq(wr_rest_pct_decode("a+b", 3, out, sizeof(out), true), 3);
+    cr_assert(memcmp(out, "a b", 3) == 0);
+    cr_assert_eq(wr_rest_pct_decode("a+b", 3, out, sizeof(out), false), 3);
+    cr_assert(memcmp(out, "a+b", 3) == 0);
+    /* Bad escapes stay as they are, like Python's unquote. */
+    cr_assert_eq(wr_rest_pct_decode("%zz%4", 5, out, sizeof(out), false), 5);
+    cr_assert(memcmp(out, "%zz%4", 5) == 0);
+    cr_assert_eq(wr_rest_pct_decode("%2F", 3, out, sizeof(out), false), 1);
+    cr_assert_eq(out[0], '/');
+    cr_assert_eq(wr_rest_pct_decode("0123456789abcdefg", 17, out, sizeof(out), false), -1);
+}
+
+Test(rest_validate, query_lookup)
+{
+    const char *q = "limit=5&echo=true&marker=&limit=7&x%20y=1&name=a%2Cb&flag";
+    char out[32];
+
+    cr_assert_eq(wr_rest_query_get(q, strlen(q), "limit", out, sizeof(out)), 1);
+    cr_assert_eq(out[0], '7', "the last one wins");
+    cr_assert_eq(wr_rest_query_get(q, strlen(q), "marker", out, sizeof(out)), -1, "blank");
+    cr_assert_eq(wr_rest_query_get(q, strlen(q), "flag", out, sizeof(out)), -1);
+    cr_assert_eq(wr_rest_query_get(q, strlen(q), "x y", out, sizeof(out)), 1);
+    cr_assert_eq(wr_rest_query_get(q, strlen(q), "name", out, sizeof(out)), 3);
+    cr_assert(memcmp(out, "a,b", 3) == 0);
+    cr_assert_eq(wr_rest_query_get(q, strlen(q), "nope", out, sizeof(out)), -1);
+    cr_assert_eq(wr_rest_query_get(q, strlen(q), "echo", out, 2), -2, "too long");
+    cr_assert_eq(wr_rest_query_get(NULL, 0, "limit", out, sizeof(out)), -1);
+}
+
+Test(rest_validate, query_iteration_skips_empty_keys)
+{
+    const char *q = "&&=v&a=1&&b";
+    wr_rest_qiter_t it;
+    const char *k, *v;
+    size_t kn, vn, n = 0;
+
+    wr_rest_qiter_init(&it, q, strlen(q));
+    while (wr_rest_qiter_next(&it, &k, &kn, &v, &vn))
+        n++;
+    cr_assert_eq(n, 2);
+}
+
+Test(rest_validate, accept_header)
+{
+    cr_assert(wr_rest_accepts_json(NULL));
+    cr_assert(wr_rest_accepts_json(""));
+    cr_assert(wr_rest_accepts_json("application/json"));
+    cr_assert(wr_rest_accepts_json("Application/JSON; charset=utf-8"));
+    cr_assert(wr_rest_accepts_json("*/*"));
+    cr_assert(wr_rest_accepts_json("text/html, application/*;q=0.5"));
+    cr_assert_not(wr_rest_accepts_json("text/html"));
+    cr_assert_not(wr_rest_accepts_json("application/xml"));
+    cr_assert_not(wr_rest_accepts_json("application/json;q=0"));
+    cr_assert_not(wr_rest_accepts_json("application/json; q=0.0, text/plain"));
+}
+
+Test(rest_validate, form_urlencoded)
+{
+    cr_assert(wr_rest_is_form_urlencoded("application/x-www-form-urlencoded"));
+    cr_assert(wr_rest_is_form_urlencoded(" Application/X-WWW-Form-Urlencoded "));
+    cr_assert_not(wr_rest_is_form_urlencoded("application/json"));
+    cr_assert_not(wr_rest_is_form_urlencoded(NULL));
+}
