@@ -318,6 +318,8 @@ void wr__exec_claim(wr__shard_t *sh, wr__req_t *r)
     }
     if (n == 0 && r->in.claim.wait_ms > 0 && !atomic_load(&sh->core->stopping)) {
         park(sh, q, r);
+        if (q)
+            wr__queue_note_waiters(sh, q, now);
         return;
     }
     wr__complete(r);

@@ -312,6 +312,10 @@ static void on_reply(void *arg)
 
 void wr__complete(wr__req_t *r)
 {
+    /* Store deletes this task queued (acks, expiry) go out before anyone
+     * hears the answer: an acked message must not come back after a crash
+     * that follows the reply. */
+    wr__persist_flush(wr__shard_current(r->core));
     wr_loop_post(r->reply, on_reply, r);
 }
 

@@ -241,6 +241,8 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos);
 uint64_t wr__queue_delayed(const wr__queue_t *q, int64_t now);
 /* Lowers the shard's next sweep deadline to cover this queue's bounds. */
 void wr__queue_note_due(wr__shard_t *sh, const wr__queue_t *q);
+/* Keeps the sweep running while waiters may be served by a delay passing. */
+void wr__queue_note_waiters(wr__shard_t *sh, const wr__queue_t *q, int64_t now);
 /* Fills a view; takes a body reference the request drops after the cb. */
 void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now);
 
@@ -424,8 +426,9 @@ wr__req_t *wr__req_new(wr_core_t *core, wr__op_t op, size_t extra, wr_slice_t te
                        wr_slice_t queue, wr_loop_t *reply, void *arg);
 /* Posts to the owning shard. */
 void wr__req_submit(wr__req_t *r);
-/* On the shard: posts the completion to the reply loop; the cb runs there,
- * then the request and its result references are freed. */
+/* On the shard: flushes queued store deletes, posts the completion to the
+ * reply loop; the cb runs there, then the request and its result
+ * references are freed. */
 void wr__complete(wr__req_t *r);
 /* Completes a gather part; the last shard posts the completion. */
 void wr__gather_done(wr__req_t *r);

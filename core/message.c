@@ -122,6 +122,7 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
     }
     drop_head(sh, q);
     wr__serve_waiters(sh, q, now);
+    wr__queue_note_waiters(sh, q, now);
     wr__ix_tidy(&q->ix);
     if (err == WR_OK)
         return; /* completes in wr__exec_stored once durable */

@@ -151,6 +151,14 @@ void wr__queue_note_due(wr__shard_t *sh, const wr__queue_t *q)
     sh->next_due = WR__MIN(sh->next_due, WR__MIN(q->min_exp, q->next_claim_exp));
 }
 
+void wr__queue_note_waiters(wr__shard_t *sh, const wr__queue_t *q, int64_t now)
+{
+    /* Nothing announces that a delay has passed: keep sweeping while
+     * parked claims wait on a queue holding delayed messages. */
+    if (q->waiters.n && q->max_visible_ms > now)
+        sh->next_due = WR__MIN(sh->next_due, now);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Expiry                                                                   */
 

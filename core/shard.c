@@ -144,10 +144,10 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    /* Parked waiters may be waiting for a delay to pass: no bound covers
-     * that, so a shard with waiters sweeps every time. */
-    if (now < sh->next_due && sh->nwaiting == 0)
+    if (now < sh->next_due)
         return;
+    /* Recomputed by this pass; anything it does may lower it again. */
+    sh->next_due = INT64_MAX;
     for (size_t i = 0; i < sh->queues.cap; i++) {
         wr__queue_t *q = sh->queues.e[i].val;
         if (!q)
@@ -157,8 +157,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
             wr__serve_waiters(sh, q, now);
         wr__ix_tidy(&q->ix);
         due = WR__MIN(due, WR__MIN(q->min_exp, q->next_claim_exp));
+        wr__queue_note_waiters(sh, q, now);
     }
-    sh->next_due = due;
+    sh->next_due = WR__MIN(sh->next_due, due);
     wr__persist_flush(sh);
 }
 
