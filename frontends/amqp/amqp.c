@@ -48,6 +48,7 @@ struct sock {
     wr_amqp_conn_t *conn;
     sock_t *prev, *next;
     bool paused;
+    bool eof;            /* the peer will send no more: flush and close */
     int64_t flush_until; /* flushing before close: drop after this; 0 if not */
 };
 
@@ -150,8 +151,20 @@ static void arm(sock_t *s, int64_t now)
 static bool apply(sock_t *s, int64_t now)
 {
     struct evbuffer *out = bufferevent_get_output(s->bev);
+    wr_amqp_want_t want = wr__amqp_conn_want(s->conn);
 
-    switch (wr__amqp_conn_want(s->conn)) {
+    if (s->eof && want != WR_AMQP_WANT_DROP) {
+        /* Half-closed by the peer: it may still read what we queued. */
+        if (evbuffer_get_length(out) == 0) {
+            sock_close(s);
+            return false;
+        }
+        if (!s->flush_until)
+            s->flush_until = now + WR_AMQP_CLOSE_MS;
+        arm(s, now);
+        return true;
+    }
+    switch (want) {
     case WR_AMQP_WANT_READ:
         if (s->paused) {
             s->paused = false;
@@ -169,9 +182,13 @@ static bool apply(sock_t *s, int64_t now)
             sock_close(s);
             return false;
         }
-        if (!s->flush_until) {
-            bufferevent_disable(s->bev, EV_READ);
+        /* Reading goes on (and drops what comes): closing a socket with
+         * unread input resets it, and the peer could lose our last frame. */
+        if (!s->flush_until)
             s->flush_until = now + WR_AMQP_CLOSE_MS;
+        if (s->paused) {
+            s->paused = false;
+            bufferevent_enable(s->bev, EV_READ);
         }
         break;
     case WR_AMQP_WANT_DROP:
@@ -207,9 +224,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     sock_t *s = arg;
 
-    (void)bev;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         sock_close(s);
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        int64_t now = wr_now_mono_ms();
+        /* Frames that arrived with the FIN are still served. */
+        wr__amqp_conn_feed(s->conn, bufferevent_get_input(bev), now);
+        s->eof = true;
+        bufferevent_disable(bev, EV_READ);
+        apply(s, now);
+    }
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

@@ -229,6 +229,11 @@ struct wr_amqp_conn {
     uint64_t chans_freed; /* bumped by every channel free: "is ch still alive?" */
 
     size_t in_seen; /* input bytes left after the last feed: more means new data */
+    /* Input bytes to throw away: the rest of a frame we could not accept
+     * (then parsing resumes), or UINT64_MAX once the stream is lost. The
+     * socket keeps reading so that closing it does not reset the peer
+     * before it has read our connection.close. */
+    uint64_t discard;
 };
 
 /*

@@ -508,6 +508,35 @@ static void on_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
     }
 }
 
+/* A frame that cannot be taken: too large, or without its frame-end octet.
+ * Say why (if the state allows speaking), then skip the frame's bytes, which
+ * its header counts, and read on for close-ok. A second bad frame while
+ * closing means the stream is lost: drop everything until the close timeout. */
+static void bad_frame(wr_amqp_conn_t *c, struct evbuffer *in, wr_err_t err)
+{
+    uint8_t hdr[7];
+    uint32_t size;
+
+    if (c->state == WR_AMQP_S_CLOSING) {
+        c->discard = UINT64_MAX;
+        return;
+    }
+    if (err == WR_ETOOBIG)
+        wr__amqp_conn_error(c, AMQP_FRAME_ERROR, 0,
+                            "frame too large: the negotiated frame_max is %u bytes",
+                            c->frame_max);
+    else if (err == WR_EPROTO)
+        wr__amqp_conn_error(c, AMQP_FRAME_ERROR, 0, "frame end octet missing");
+    else
+        wr__amqp_conn_error(c, AMQP_INTERNAL_ERROR, 0, "%s", wr_strerror(err));
+    if (c->state != WR_AMQP_S_CLOSING || evbuffer_copyout(in, hdr, 7) != 7) {
+        c->state = WR_AMQP_S_CLOSED;
+        return;
+    }
+    size = (uint32_t)hdr[3] << 24 | (uint32_t)hdr[4] << 16 | (uint32_t)hdr[5] << 8 | hdr[6];
+    c->discard = (uint64_t)size + WR_AMQP_FRAME_OVERHEAD;
+}
+
 void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms)
 {
     size_t have = evbuffer_get_length(in);
@@ -516,11 +545,23 @@ void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms)
     if (have > c->in_seen)
         c->last_recv_ms = now_ms;
 
-    while (c->out && !c->drop && c->state != WR_AMQP_S_CLOSED) {
+    while (c->out && !c->drop) {
         wr_amqp_frame_t f;
         size_t used = 0;
         wr_err_t err;
 
+        if (c->state == WR_AMQP_S_CLOSED)
+            c->discard = UINT64_MAX; /* flushing: what comes in is dropped */
+        if (c->discard) {
+            size_t n = evbuffer_get_length(in);
+            if (n > c->discard)
+                n = (size_t)c->discard;
+            evbuffer_drain(in, n);
+            if (c->discard != UINT64_MAX)
+                c->discard -= n;
+            if (c->discard)
+                break;
+        }
         if (evbuffer_get_length(c->out) > WR_AMQP_OUT_HIGH)
             break; /* back-pressure: the host stops reading until it drains */
 
@@ -552,18 +593,8 @@ void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms)
         if (err == WR_EAGAIN)
             break;
         if (err != WR_OK) {
-            /* The stream cannot be followed past a bad frame: say why (if the
-             * state allows), then stop reading. */
-            if (err == WR_ETOOBIG)
-                wr__amqp_conn_error(c, AMQP_FRAME_ERROR, 0,
-                                    "frame too large: the negotiated frame_max is %u bytes",
-                                    c->frame_max);
-            else if (err == WR_EPROTO)
-                wr__amqp_conn_error(c, AMQP_FRAME_ERROR, 0, "frame end octet missing");
-            else
-                wr__amqp_conn_error(c, AMQP_INTERNAL_ERROR, 0, "%s", wr_strerror(err));
-            c->state = WR_AMQP_S_CLOSED;
-            break;
+            bad_frame(c, in, err);
+            continue;
         }
         on_frame(c, &f);
         evbuffer_drain(in, used);

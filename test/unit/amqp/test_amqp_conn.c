@@ -398,8 +398,17 @@ Test(dispatch, frame_too_large_is_501)
     tconn_send(&t, 0, AMQP_CONNECTION_OPEN_METHOD, &op);
     tconn_expect(&t, 0, AMQP_CONNECTION_OPEN_OK_METHOD);
     tconn_feed(&t, hdr, sizeof(hdr));
-    tconn_expect(&t, 0, AMQP_CONNECTION_CLOSE_METHOD);
-    /* The stream cannot be followed past it: flush and close. */
+    tconn_expect_conn_close(&t, 501);
+    /* Its bytes are skipped, then the close-ok is read. */
+    {
+        static uint8_t rest[8192 + 1];
+        amqp_connection_close_ok_t ok = {0};
+        rest[8192] = 0xCE;
+        tconn_feed(&t, rest, 100);
+        cr_assert_eq(wr__amqp_conn_want(t.c), WR_AMQP_WANT_READ);
+        tconn_feed(&t, rest + 100, sizeof(rest) - 100);
+        tconn_send(&t, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    }
     cr_assert_eq(wr__amqp_conn_want(t.c), WR_AMQP_WANT_FLUSH);
     tconn_fini(&t);
 }
@@ -415,6 +424,13 @@ Test(dispatch, bad_frame_end_is_501)
     tconn_feed(&t, f, sizeof(f));
     cl = tconn_expect(&t, 0, AMQP_CONNECTION_CLOSE_METHOD);
     cr_assert_eq(cl->reply_code, 501);
+    /* A second bad frame while closing: the stream is lost, input dropped. */
+    tconn_feed(&t, f, sizeof(f));
+    tconn_feed(&t, "garbage garbage garbage", 23);
+    cr_assert_eq(evbuffer_get_length(t.in), 0);
+    tconn_expect_nothing(&t);
+    wr__amqp_conn_tick(t.c, t.now + WR_AMQP_CLOSE_MS);
+    cr_assert_eq(wr__amqp_conn_want(t.c), WR_AMQP_WANT_DROP);
     tconn_fini(&t);
 }
 
