@@ -12,6 +12,7 @@
  *   methods.c    the method table: class/method id -> handler, and dispatch
  *   auth.c       SASL PLAIN and AMQPLAIN parsing, credential checks
  *   errors.c     wr_err_t -> AMQP reply code, reply names
+ *   guard.c      field tables checked (nesting depth) before rabbitmq-c decodes
  *   heartbeat.c  timers: handshake timeout, heartbeats both ways, close timeout
  *
  * Threads: a connection and its channels belong to the loop that accepted the
@@ -130,6 +131,23 @@ void wr__amqp_write_heartbeat(struct evbuffer *out);
 wr_err_t wr__amqp_write_content(struct evbuffer *out, uint16_t channel, uint16_t class_id,
                                 void *props, const void *body, size_t body_len,
                                 uint32_t frame_max);
+
+/* ------------------------------------------------------------------------ */
+/* guard.c                                                                   */
+
+/* Deepest nesting of tables and arrays accepted from the network. */
+#define WR_AMQP_TABLE_DEPTH 32
+
+/* An encoded field table (with its 4-byte length) that is well formed and
+ * nests at most WR_AMQP_TABLE_DEPTH deep: safe to give to amqp_decode_table. */
+bool wr__amqp_table_ok(const uint8_t *p, size_t len);
+
+/* The same check for the tables inside a method's encoded fields (p: after
+ * the class and method ids); true for methods without tables. */
+bool wr__amqp_method_ok(amqp_method_number_t id, const uint8_t *p, size_t len);
+
+/* The same for encoded basic properties (flags first): the headers table. */
+bool wr__amqp_props_ok(const uint8_t *p, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* auth.c                                                                    */

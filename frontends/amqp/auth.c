@@ -101,6 +101,8 @@ static wr_err_t parse_amqplain(amqp_bytes_t r, amqp_pool_t *pool, wr_amqp_creds_
         memcpy(buf + 4, r.bytes, r.len);
     enc.bytes = buf;
     enc.len = r.len + 4;
+    if (!wr__amqp_table_ok(buf, enc.len))
+        return WR_EPROTO;
     if (amqp_decode_table(enc, pool, &t, &off) != AMQP_STATUS_OK || off != enc.len)
         return WR_EPROTO;
     if (!table_string(&t, "LOGIN", &out->user) || !table_string(&t, "PASSWORD", &out->pass))

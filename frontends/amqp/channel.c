@@ -166,7 +166,9 @@ void wr__amqp_chan_expect_content(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
                                   const wr_amqp_method_t *m, const wr_amqp_frame_t *f)
 {
     amqp_bytes_t fields = pool_copy(&ch->pool, f->payload + 4, f->size - 4);
-    int rc = amqp_decode_method(m->id, &ch->pool, fields, &ch->content_args);
+    int rc = wr__amqp_method_ok(m->id, fields.bytes, fields.len)
+                 ? amqp_decode_method(m->id, &ch->pool, fields, &ch->content_args)
+                 : AMQP_STATUS_BAD_AMQP_DATA;
 
     if (rc == AMQP_STATUS_NO_MEMORY)
         wr_panic(__FILE__, __LINE__, "out of memory");
@@ -219,7 +221,9 @@ static void on_header(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_frame
         return;
     }
     props = pool_copy(&ch->pool, h.props, h.props_len);
-    rc = amqp_decode_properties(h.class_id, &ch->pool, props, &decoded);
+    rc = wr__amqp_props_ok(h.props, h.props_len)
+             ? amqp_decode_properties(h.class_id, &ch->pool, props, &decoded)
+             : AMQP_STATUS_BAD_AMQP_DATA;
     if (rc == AMQP_STATUS_NO_MEMORY)
         wr_panic(__FILE__, __LINE__, "out of memory");
     if (rc < 0) {

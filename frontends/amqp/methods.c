@@ -219,7 +219,9 @@ void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
 
     fields.bytes = (void *)(f->payload + 4);
     fields.len = f->size - 4;
-    rc = amqp_decode_method(id, &c->frame_pool, fields, &call.args);
+    rc = wr__amqp_method_ok(id, fields.bytes, fields.len)
+             ? amqp_decode_method(id, &c->frame_pool, fields, &call.args)
+             : AMQP_STATUS_BAD_AMQP_DATA;
     if (rc == AMQP_STATUS_NO_MEMORY)
         wr_panic(__FILE__, __LINE__, "out of memory");
     if (rc < 0) {

@@ -755,3 +755,39 @@ Test(channel, crossing_closes)
     cr_assert_eq(t.c->state, WR_AMQP_S_OPEN);
     tconn_fini(&t);
 }
+
+Test(guard, deep_client_properties_before_login)
+{
+    static uint8_t buf[140000];
+    tconn_t t;
+    size_t n = 0, depth = 18000;
+    uint8_t *p = buf + 4;
+
+    /* connection.start-ok whose client-properties nest 18000 tables deep. */
+    tconn_init(&t, true);
+    tconn_feed(&t, WR_AMQP_HEADER, 8);
+    tconn_expect(&t, 0, AMQP_CONNECTION_START_METHOD);
+    buf[0] = 0;
+    buf[1] = 10;
+    buf[2] = 0;
+    buf[3] = 11;
+    for (size_t i = 0; i < depth; i++) {
+        size_t rem = depth * 7 + 4 - n - 4;
+        p[n] = (uint8_t)(rem >> 24);
+        p[n + 1] = (uint8_t)(rem >> 16);
+        p[n + 2] = (uint8_t)(rem >> 8);
+        p[n + 3] = (uint8_t)rem;
+        n += 4;
+        p[n++] = 1;
+        p[n++] = 'k';
+        p[n++] = 'F';
+    }
+    memset(p + n, 0, 4);
+    n += 4;
+    memcpy(p + n, "\x05PLAIN\x00\x00\x00\x0c\x00guest\x00guest\x05en_US", 6 + 4 + 12 + 6);
+    n += 28;
+    tconn_raw_frame(&t, AMQP_FRAME_METHOD, 0, buf, (uint32_t)(n + 4));
+    tconn_expect_nothing(&t);
+    cr_assert_eq(wr__amqp_conn_want(t.c), WR_AMQP_WANT_FLUSH);
+    tconn_fini(&t);
+}

@@ -300,3 +300,113 @@ Test(writer, heartbeat)
     cr_assert_eq(used, 8);
     evbuffer_free(out);
 }
+
+/* A table nesting `depth` tables ({"k": {"k": ...}}), or arrays if arr. */
+static size_t nested(uint8_t *buf, size_t depth, bool arr)
+{
+    size_t n = arr ? 4 + 2 + depth * 5 + 1 : depth * 7 + 4;
+    size_t o = 0;
+
+    if (arr) {
+        size_t rem = n - 4;
+        buf[0] = (uint8_t)(rem >> 24);
+        buf[1] = (uint8_t)(rem >> 16);
+        buf[2] = (uint8_t)(rem >> 8);
+        buf[3] = (uint8_t)rem;
+        o = 4;
+        buf[o++] = 1;
+        buf[o++] = 'k';
+        for (size_t i = 0; i < depth; i++) {
+            buf[o++] = 'A';
+            rem = n - o - 4;
+            buf[o] = (uint8_t)(rem >> 24);
+            buf[o + 1] = (uint8_t)(rem >> 16);
+            buf[o + 2] = (uint8_t)(rem >> 8);
+            buf[o + 3] = (uint8_t)rem;
+            o += 4;
+        }
+        buf[o++] = 'V';
+        return o;
+    }
+    for (size_t i = 0; i < depth; i++) {
+        size_t rem = n - o - 4;
+        buf[o] = (uint8_t)(rem >> 24);
+        buf[o + 1] = (uint8_t)(rem >> 16);
+        buf[o + 2] = (uint8_t)(rem >> 8);
+        buf[o + 3] = (uint8_t)rem;
+        o += 4;
+        buf[o++] = 1;
+        buf[o++] = 'k';
+        buf[o++] = 'F';
+    }
+    memset(buf + o, 0, 4);
+    return o + 4;
+}
+
+Test(guard, nesting_depth)
+{
+    static uint8_t buf[200000];
+    size_t n;
+
+    n = nested(buf, WR_AMQP_TABLE_DEPTH, false);
+    cr_assert(wr__amqp_table_ok(buf, n));
+    n = nested(buf, WR_AMQP_TABLE_DEPTH + 1, false);
+    cr_assert_not(wr__amqp_table_ok(buf, n));
+    n = nested(buf, WR_AMQP_TABLE_DEPTH - 1, true); /* outer table + arrays */
+    cr_assert(wr__amqp_table_ok(buf, n));
+    n = nested(buf, WR_AMQP_TABLE_DEPTH + 1, true);
+    cr_assert_not(wr__amqp_table_ok(buf, n));
+    /* As deep as a 128 KiB frame allows: refused, no stack overflow. */
+    n = nested(buf, 26000, true);
+    cr_assert_not(wr__amqp_table_ok(buf, n));
+}
+
+Test(guard, malformed_tables)
+{
+    const uint8_t trunc[] = {0, 0, 0, 9, 1, 'k', 'S', 0, 0, 0, 9, 'x'};
+    const uint8_t badkind[] = {0, 0, 0, 3, 1, 'k', '?'};
+    const uint8_t overlen[] = {0, 0, 0, 50, 1, 'k', 'V'};
+    const uint8_t ok[] = {0, 0, 0, 11, 1, 'k', 'I', 0, 0, 0, 5, 1, 'b', 't', 1};
+
+    cr_assert_not(wr__amqp_table_ok(trunc, sizeof(trunc)));
+    cr_assert_not(wr__amqp_table_ok(badkind, sizeof(badkind)));
+    cr_assert_not(wr__amqp_table_ok(overlen, sizeof(overlen)));
+    cr_assert(wr__amqp_table_ok(ok, sizeof(ok)));
+    cr_assert_not(wr__amqp_table_ok(ok, 3));
+}
+
+Test(guard, method_layouts)
+{
+    static uint8_t buf[4096];
+    uint8_t *p = buf;
+    size_t t;
+
+    /* queue.declare: ticket, "q", bits, arguments */
+    *p++ = 0;
+    *p++ = 0;
+    *p++ = 1;
+    *p++ = 'q';
+    *p++ = 0;
+    t = nested(p, 3, false);
+    cr_assert(wr__amqp_method_ok(AMQP_QUEUE_DECLARE_METHOD, buf, (size_t)(p - buf) + t));
+    t = nested(p, WR_AMQP_TABLE_DEPTH + 5, false);
+    cr_assert_not(wr__amqp_method_ok(AMQP_QUEUE_DECLARE_METHOD, buf, (size_t)(p - buf) + t));
+    cr_assert_not(wr__amqp_method_ok(AMQP_QUEUE_DECLARE_METHOD, buf, 3));
+    /* Methods without tables pass untouched. */
+    cr_assert(wr__amqp_method_ok(AMQP_BASIC_QOS_METHOD, buf, 0));
+}
+
+Test(guard, properties_headers)
+{
+    static uint8_t buf[4096];
+    size_t t;
+
+    buf[0] = 0xa0; /* content-type, headers */
+    buf[1] = 0;
+    buf[2] = 4;
+    memcpy(buf + 3, "text", 4);
+    t = nested(buf + 7, 2, false);
+    cr_assert(wr__amqp_props_ok(buf, 7 + t));
+    t = nested(buf + 7, WR_AMQP_TABLE_DEPTH + 1, false);
+    cr_assert_not(wr__amqp_props_ok(buf, 7 + t));
+}
