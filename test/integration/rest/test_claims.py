@@ -218,3 +218,31 @@ def test_claim_other_tenant_cannot_see(api, base):
     other = Api(base)
     assert_error(other.get(path), 404)
     assert other.claim("mine").status_code == 204
+
+
+def test_claim_extends_short_lived_messages(api):
+    # "sets each message's expiry to at least claim expiry + grace": a message that
+    # would die before the claim ends is kept alive, and its ttl says so
+    short, long_ = api.post_messages("extend", [{"body": "s", "ttl": 60},
+                                                {"body": "l", "ttl": 3600}])
+    r = api.claim("extend", ttl=300, grace=60)
+    path, _, _ = claim_of(r)
+    ttls = {message_id_from_href(m["href"]): m["ttl"] for m in r.json()["messages"]}
+    assert ttls == {short: 360, long_: 3600}, ttls
+    assert api.get("/v2/queues/extend/messages/" + short).json()["ttl"] == 360
+    assert api.get("/v2/queues/extend/messages/" + long_).json()["ttl"] == 3600
+    # renewing pushes it further
+    assert api.patch(path, json={"ttl": 600, "grace": 120}).status_code == 204
+    assert api.get("/v2/queues/extend/messages/" + short).json()["ttl"] == 720
+
+
+def test_deleting_queue_drops_its_claims(api):
+    api.post_bodies("gone", [1, 2])
+    path, cid, mids = claim_of(api.claim("gone"))
+    assert api.delete("/v2/queues/gone").status_code == 204
+    assert_error(api.get(path), 404)
+    # a new queue of the same name starts empty and knows nothing of the old claim
+    api.post_bodies("gone", [3])
+    assert_error(api.get(path), 404)
+    r = api.claim("gone")
+    assert [m["body"] for m in r.json()["messages"]] == [3]

@@ -158,9 +158,59 @@ def sized_post(size):
 
 
 def test_post_body_at_limit_accepted(api):
-    r = api.post(msgs_path("atlimit"), data=sized_post(MAX_POST),
-                 headers={"Content-Type": "application/json"})
+    raw = sized_post(MAX_POST)
+    r = api.post(msgs_path("atlimit"), data=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 201, describe(r)
+    mid = r.json()["resources"][0].rsplit("/", 1)[-1]
+    got = api.get(msgs_path("atlimit") + "/" + mid).json()
+    assert got["body"] == json.loads(raw)["messages"][0]["body"]
+
+
+@pytest.mark.parametrize("ctype", ["application/json; charset=utf-8", "APPLICATION/JSON", None])
+def test_post_content_type_variants_accepted(api, ctype):
+    raw = json.dumps({"messages": [{"body": "ct"}]}).encode()
+    h = {} if ctype is None else {"Content-Type": ctype}
+    if ctype is None:
+        # requests adds no Content-Type for bytes data; make sure of it
+        req = api.session.prepare_request(requests.Request(
+            "POST", api.url(msgs_path("ctype")), data=raw, headers=api.headers()))
+        assert "Content-Type" not in req.headers
+        r = api.session.send(req, timeout=30)
+    else:
+        r = api.post(msgs_path("ctype"), data=raw, headers=h)
+    assert r.status_code == 201, describe(r)
+
+
+def chunks(raw, size=4096):
+    for i in range(0, len(raw), size):
+        yield raw[i:i + size]
+
+
+def test_post_chunked_body(api):
+    # no Content-Length: the server either reads the chunked body or asks for a length
+    raw = json.dumps({"messages": [{"body": "chunked"}]}).encode()
+    r = api.post(msgs_path("chunked"), data=chunks(raw, 7),
+                 headers={"Content-Type": "application/json"})
+    assert r.request.headers.get("Transfer-Encoding") == "chunked"
+    if r.status_code != 201:
+        assert_error(r, 411)
+    else:
+        assert [m["body"] for m in list_page(api, "chunked", echo="true")["messages"]] == \
+            ["chunked"]
+
+
+def test_post_chunked_body_over_limit_rejected(api, base):
+    # without Content-Length the size limit must still hold
+    raw = sized_post(MAX_POST + 50000)
+    try:
+        r = api.post(msgs_path("chunkbig"), data=chunks(raw),
+                     headers={"Content-Type": "application/json"})
+    except requests.ConnectionError:
+        r = None
+    if r is not None:
+        assert_error(r, (400, 411, 413))
+    assert_alive(base)
+    assert list_page(api, "chunkbig", echo="true")["messages"] == []
 
 
 def test_post_body_over_limit_rejected(api):
