@@ -1,0 +1,121 @@
+/*
+ * fuzz_rest_request.c - raw bytes into the REST front end over a real
+ * socket: evhtp's parser, the adapter (hooks, 413/431 takeover, pause and
+ * resume), routing, validation, the handlers and a real in-process core.
+ *
+ * Once: a core with one shard and the REST front end on 127.0.0.1, an
+ * ephemeral port, a 1 KiB body limit (so the 413 path is in reach of small
+ * inputs) and long-polls capped at 0 ms. Per input: connect, send the bytes
+ * as they are (pipelined requests included), half-close, read until the
+ * server closes, close with a reset (no TIME_WAIT pile-up at thousands of
+ * runs a second).
+ *
+ * Checks beyond the sanitizers: the server must close within 10 s (a hang
+ * traps), and what it answers must start with an HTTP/1.x status line that
+ * is not a 500.
+ *
+ * Seed corpus: test/fuzz/corpus/fuzz_rest_request/ (a request of every
+ * route, and broken ones); dictionary: test/fuzz/rest.dict.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/wr.h"
+#include "frontends/rest/rest.h"
+
+#define READ_TIMEOUT_MS 10000
+
+static wr_core_t *core;
+static wr_frontend_t *fe;
+static uint16_t port;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    wr_core_cfg_t ccfg = {.shards = 1};
+    wr_config_t cfg;
+
+    wr_log_level_g = WR_LOG_ERROR;
+    if (wr_core_new(&ccfg, &core) != WR_OK)
+        abort();
+    wr_config_defaults(&cfg);
+    snprintf(cfg.http_addr, sizeof(cfg.http_addr), "127.0.0.1");
+    cfg.http_port = 0;
+    cfg.max_message_bytes = 1024;
+    cfg.trust_project_header = true;
+    if (wr_rest_ops.start(core, &cfg, &fe) != WR_OK)
+        abort();
+    wr_rest_server_of(fe)->limits.max_wait_ms = 0;
+    port = wr_rest_port(fe);
+    return 0;
+}
+
+static void check_reply(const char *buf, size_t n)
+{
+    if (n == 0)
+        return; /* closing without a word is allowed (e.g. a timeout) */
+    if (n < 12 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') {
+        fprintf(stderr, "reply is not an HTTP/1.x status line: %.*s\n", (int)(n < 64 ? n : 64),
+                buf);
+        abort();
+    }
+    if (memcmp(buf + 9, "500", 3) == 0) {
+        fprintf(stderr, "500 from the server: %.*s\n", (int)(n < 512 ? n : 512), buf);
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    struct linger lg = {1, 0};
+    char head[16];
+    size_t off = 0, got = 0;
+    int fd;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        abort();
+    while (off < size) {
+        ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break; /* the server closed early (413, 431, garbage): fine */
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char buf[65536];
+        ssize_t r;
+
+        if (poll(&p, 1, READ_TIMEOUT_MS) == 0) {
+            fprintf(stderr, "server did not close within %d ms\n", READ_TIMEOUT_MS);
+            __builtin_trap();
+        }
+        r = recv(fd, buf, sizeof(buf), 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (got < sizeof(head))
+            memcpy(head + got, buf, (size_t)r < sizeof(head) - got ? (size_t)r : sizeof(head) - got);
+        got += (size_t)r;
+    }
+    check_reply(head, got < sizeof(head) ? got : sizeof(head));
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    return 0;
+}
