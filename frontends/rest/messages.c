@@ -53,7 +53,12 @@ void wr_rest_put_msg(wr_rest_buf_t *b, const wr_rest_call_t *c, const wr_msg_vie
 {
     char hex[WR_REST_ID_LEN + 1];
     int64_t age = (now_ms - m->enqueued_ms) / 1000;
+    int64_t ttl = m->ttl_ms;
 
+    /* A claim keeps a message alive at least until the claim ends plus its
+     * grace, and Zaqar then shows the longer TTL. */
+    if (m->expires_ms != INT64_MAX && m->expires_ms - m->enqueued_ms > ttl)
+        ttl = m->expires_ms - m->enqueued_ms;
     wr_rest_id_format(m->id, hex);
     wr_rest_buf_puts(b, "{\"id\": \"");
     wr_rest_buf_put(b, hex, WR_REST_ID_LEN);
@@ -62,7 +67,7 @@ void wr_rest_put_msg(wr_rest_buf_t *b, const wr_rest_call_t *c, const wr_msg_vie
         put_msg_href(b, c, m->id, claim_id);
     }
     wr_rest_buf_puts(b, "\", \"ttl\": ");
-    wr_rest_buf_i64(b, m->ttl_ms / 1000);
+    wr_rest_buf_i64(b, ttl / 1000);
     wr_rest_buf_puts(b, ", \"age\": ");
     wr_rest_buf_i64(b, age > 0 ? age : 0);
     wr_rest_buf_puts(b, ", \"body\": ");

@@ -396,6 +396,17 @@ static void on_done(void *arg, wr_rest_resp_t *resp)
         evhtp_request_resume(req); /* after the reply: evhtp's issue #86 */
 }
 
+/* A fixed JSON error, then the connection closes. */
+static void reply_and_close(evhtp_request_t *req, uint16_t status, const char *title,
+                            const char *desc)
+{
+    req->flags &= (uint16_t)~EVHTP_REQ_FLAG_KEEPALIVE; /* set_keepalive(0) is a no-op */
+    add_header(req, "Content-Type", "application/json; charset=UTF-8", false);
+    evbuffer_add_printf(req->buffer_out, "{\"title\": \"%s\", \"description\": \"%s\"}", title,
+                        desc);
+    evhtp_send_reply(req, status);
+}
+
 static void on_request(evhtp_request_t *req, void *arg)
 {
     rest_shard_t *sh = arg;
@@ -422,16 +433,17 @@ static void on_request(evhtp_request_t *req, void *arg)
                  evhtp_kv_find(req->headers_in, "Transfer-Encoding");
     if (htparser_get_major(req->conn->parser) != 1 || htparser_get_minor(req->conn->parser) > 1) {
         /* Answer in a version the client can read, then close. */
-        static const char body[] = "{\"title\": \"HTTP Version Not Supported\", "
-                                   "\"description\": \"Only HTTP/1.0 and HTTP/1.1 are served.\"}";
-
         htparser_set_major(req->conn->parser, 1);
         htparser_set_minor(req->conn->parser, 1);
         req->proto = EVHTP_PROTO_11;
-        req->flags &= (uint16_t)~EVHTP_REQ_FLAG_KEEPALIVE; /* set_keepalive(0) is a no-op */
-        add_header(req, "Content-Type", "application/json; charset=UTF-8", false);
-        evbuffer_add(req->buffer_out, body, sizeof(body) - 1);
-        evhtp_send_reply(req, 505);
+        reply_and_close(req, 505, "HTTP version not supported",
+                        "Only HTTP/1.0 and HTTP/1.1 are served.");
+        return;
+    }
+    if (atomic_load(&sh->fe->srv.draining)) {
+        /* SIGTERM: finish what was accepted, take nothing new. */
+        reply_and_close(req, 503, "Service temporarily unavailable",
+                        "The server is shutting down.");
         return;
     }
     rc->req = req;
@@ -616,14 +628,17 @@ static void rest_stop_accepting(wr_frontend_t *base)
 {
     rest_fe_t *fe = (rest_fe_t *)base;
 
+    atomic_store(&fe->srv.draining, true);
     for (unsigned i = 0; i < fe->n; i++)
         run_on(&fe->sh[i], unbind_task);
 }
 
+/* Requests waiting for the core, except parked long-polls: those are not
+ * work to finish, and wr_core_stop() answers them at once. */
 static uint64_t rest_inflight(wr_frontend_t *base)
 {
     rest_fe_t *fe = (rest_fe_t *)base;
-    int64_t n = atomic_load(&fe->srv.inflight);
+    int64_t n = atomic_load(&fe->srv.inflight) - atomic_load(&fe->srv.longpolls);
 
     return n > 0 ? (uint64_t)n : 0;
 }

@@ -102,6 +102,8 @@ typedef struct wr_rest_server {
     _Atomic uint64_t requests_total; /* requests dispatched */
     _Atomic int64_t connections;     /* open HTTP connections (adapter) */
     _Atomic int64_t inflight;        /* requests waiting for the core */
+    _Atomic int64_t longpolls;       /* of those, parked long-polls (wait=) */
+    atomic_bool draining;            /* stop_accepting ran: refuse new requests */
 } wr_rest_server_t;
 
 /* Fills defaults (262144, 20000 ms, trust = true) and zero counters. */

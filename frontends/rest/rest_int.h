@@ -223,6 +223,7 @@ struct wr_rest_call {
     wr_rest_resp_t resp;
     wr_rest_method_t method;
     wr_rest_route_id_t route;
+    bool longpoll; /* counted in srv->longpolls until finished */
 
     wr_slice_t tenant;   /* points into tenant_buf */
     wr_slice_t queue;    /* points into queue_buf */
@@ -294,7 +295,8 @@ int wr_rest_qparam_int(wr_rest_call_t *c, const wr_rest_req_t *req, const char *
 int wr_rest_qparam_bool(wr_rest_call_t *c, const wr_rest_req_t *req, const char *key, bool *v);
 
 /* The wait= long-poll parameter in ms (0..20 s, capped by the server);
- * returns false after failing the call. */
+ * returns false after failing the call. With a wait, the call counts as a
+ * parked long-poll (not in-flight work for a SIGTERM drain) until it ends. */
 bool wr_rest_qparam_wait(wr_rest_call_t *c, const wr_rest_req_t *req, int64_t *wait_ms);
 
 /* Appends one message as Zaqar renders it: {"id","href","ttl","age","body"}

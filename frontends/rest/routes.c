@@ -225,6 +225,8 @@ void wr_rest_finish(wr_rest_call_t *c)
 {
     if (c->finished)
         *c->finished = true;
+    if (c->longpoll)
+        atomic_fetch_sub(&c->srv->longpolls, 1);
     c->done(c->done_arg, &c->resp);
     wr_rest_buf_free(&c->resp.body);
     wr_rest_buf_free(&c->resp.location);
@@ -287,6 +289,10 @@ bool wr_rest_qparam_wait(wr_rest_call_t *c, const wr_rest_req_t *req, int64_t *w
     *wait_ms = s * 1000;
     if (*wait_ms > (int64_t)c->srv->limits.max_wait_ms)
         *wait_ms = c->srv->limits.max_wait_ms;
+    if (*wait_ms > 0 && !c->longpoll) {
+        c->longpoll = true;
+        atomic_fetch_add(&c->srv->longpolls, 1);
+    }
     return true;
 }
 
@@ -429,6 +435,8 @@ void wr_rest_server_init(wr_rest_server_t *srv, wr_core_t *core)
     atomic_store(&srv->requests_total, 0);
     atomic_store(&srv->connections, 0);
     atomic_store(&srv->inflight, 0);
+    atomic_store(&srv->longpolls, 0);
+    atomic_store(&srv->draining, false);
 }
 
 bool wr_rest_handle(wr_rest_server_t *srv, wr_loop_t *loop, const wr_rest_req_t *req,
