@@ -405,8 +405,12 @@ static void do_close_all(shard_t *sh)
         sock_t *s = sh->socks;
         struct evbuffer *out = bufferevent_get_output(s->bev);
         wr__amqp_conn_shutdown(s->conn);
-        if (evbuffer_get_length(out) > 0)
+        if (evbuffer_get_length(out) > 0) {
+            /* The bufferevent keeps its output's front frozen for itself;
+             * it is about to go, so write directly. */
+            evbuffer_unfreeze(out, 1);
             evbuffer_write(out, bufferevent_getfd(s->bev));
+        }
         sock_close(s);
     }
 }

@@ -320,3 +320,29 @@ def test_silent_client_is_dropped_at_handshake_timeout_only(amqp_port):
         conn.close()
     finally:
         idle.close()
+
+
+# ------------------------------------------------------------------- shutdown
+
+def test_sigterm_with_open_connections():
+    import warren as wl
+    from conftest import wait_listening
+
+    w = wl.Warren()
+    try:
+        w.start()
+        assert wait_listening(w.amqp_port)
+        conn = pika.BlockingConnection(pika_params(w.amqp_port))
+        conn.channel()
+        raw = RawConn(w.amqp_port)
+        raw.handshake()
+        assert w.stop() == 0, w.log_tail()
+        # The broker says why before it goes: 320 CONNECTION_FORCED.
+        raw.expect_close(320)
+        raw.close()
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as ei:
+            conn.process_data_events(time_limit=2)
+        assert ei.value.reply_code == 320
+    finally:
+        w.stop()
+        w.cleanup()
