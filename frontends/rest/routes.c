@@ -418,10 +418,14 @@ static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req)
         return;
     }
     if (m.id) {
-        memcpy(c->param_buf, m.id, m.id_len);
-        c->param_buf[m.id_len] = '\0';
+        /* An id longer than this cannot be one of ours: keep a prefix and a
+         * length that no id parser accepts. */
+        size_t idn = m.id_len <= WR_REST_PARAM_MAX ? m.id_len : WR_REST_PARAM_MAX;
+
+        memcpy(c->param_buf, m.id, idn);
+        c->param_buf[idn] = '\0';
         c->param = c->param_buf;
-        c->param_len = m.id_len;
+        c->param_len = idn;
     }
     h(c, req);
 }
@@ -438,6 +442,8 @@ void wr_rest_server_init(wr_rest_server_t *srv, wr_core_t *core)
     atomic_store(&srv->longpolls, 0);
     atomic_store(&srv->draining, false);
 }
+
+_Static_assert(sizeof(wr_rest_call_t) <= 1000, "keep a call in glibc's tcache");
 
 bool wr_rest_handle(wr_rest_server_t *srv, wr_loop_t *loop, const wr_rest_req_t *req,
                     wr_rest_done_cb done, void *arg)
