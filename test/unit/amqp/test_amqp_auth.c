@@ -1,6 +1,6 @@
 /*
  * test_amqp_auth.c - SASL PLAIN and AMQPLAIN parsing and the credential
- * check of frontends/amqp/auth.c.
+ * check of frontends/amqp/auth.c; the reply codes of errors.c.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -206,4 +206,29 @@ Test(check, wrong_credentials)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(wr__amqp_auth_check(&bad[i], true, &why), WR_EDENIED, "case %zu", i);
+}
+
+Test(errors, reply_codes_like_rabbitmq)
+{
+    struct {
+        wr_err_t err;
+        uint16_t code;
+        bool hard;
+    } want[] = {
+        {WR_OK, 200, false},           {WR_ENOTFOUND, 404, false}, {WR_EEXISTS, 406, false},
+        {WR_ELOCKED, 405, false},      {WR_EDENIED, 403, false},   {WR_ETOOBIG, 406, false},
+        {WR_EINVAL, 406, false},       {WR_EQUOTA, 406, false},    {WR_EBUSY, 406, false},
+        {WR_EPROTO, 502, true},        {WR_ENOMEM, 506, true},     {WR_ESHUTDOWN, 320, true},
+        {WR_EIO, 541, true},           {WR_EAGAIN, 541, true},
+    };
+
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        wr_amqp_reply_t r = wr__amqp_reply_of(want[i].err);
+        cr_assert_eq(r.code, want[i].code, "%s", wr_errname(want[i].err));
+        cr_assert_eq(r.hard, want[i].hard, "%s", wr_errname(want[i].err));
+        /* Our notion of hard agrees with the protocol's. */
+        cr_assert_eq(r.hard, amqp_constant_is_hard_error(r.code) != 0, "%u", r.code);
+    }
+    cr_assert_str_eq(wr__amqp_reply_name(504), "CHANNEL_ERROR");
+    cr_assert_str_eq(wr__amqp_reply_name(540), "NOT_IMPLEMENTED");
 }
