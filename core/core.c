@@ -264,6 +264,7 @@ static void req_free(wr__req_t *r)
     case WR__OP_MDELETE:
     case WR__OP_CLAIM_RENEW:
     case WR__OP_CLAIM_RELEASE:
+    case WR__OP_TOPO:
         break;
     }
     wr__persist_free_aux(r);
@@ -287,6 +288,7 @@ static void on_reply(void *arg)
     case WR__OP_MDELETE:
     case WR__OP_CLAIM_RENEW:
     case WR__OP_CLAIM_RELEASE:
+    case WR__OP_TOPO:
         r->cb.count(r->arg, &r->out.count);
         break;
     case WR__OP_PUBLISH:
@@ -316,7 +318,11 @@ void wr__complete(wr__req_t *r)
      * hears the answer: an acked message must not come back after a crash
      * that follows the reply. */
     wr__persist_flush(wr__shard_current(r->core));
-    wr_loop_post(r->reply, on_reply, r);
+    /* Internal and fire-and-forget requests have no one to tell. */
+    if (!r->reply || r->nocb)
+        req_free(r);
+    else
+        wr_loop_post(r->reply, on_reply, r);
 }
 
 void wr__gather_done(wr__req_t *r)

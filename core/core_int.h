@@ -28,6 +28,9 @@
 
 struct event;
 
+typedef struct wr__shard wr__shard_t;
+typedef struct wr__queue wr__queue_t;
+
 /* ------------------------------------------------------------------------ */
 /* Allocation: running out of memory aborts with a log line (map.c).        */
 
@@ -182,8 +185,6 @@ struct wr__parked {
 /* ------------------------------------------------------------------------ */
 /* Queues (queue.c, message.c)                                              */
 
-typedef struct wr__shard wr__shard_t;
-
 typedef struct wr__queue {
     uint64_t hash;
     size_t klen, tlen; /* key = tenant '\0' name */
@@ -229,6 +230,11 @@ wr__queue_t *wr__queue_new(wr__shard_t *sh, const char *key, size_t klen, size_t
                            uint64_t hash, const wr_queue_attrs_t *attrs, wr_body_t *meta);
 /* Removes it from the shard, completes its waiters with nothing, frees it. */
 void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q);
+/* A queue's end: its bindings go everywhere (then parent, if any, is
+ * completed), and it is destroyed. */
+void wr__queue_gone(wr__shard_t *sh, wr__queue_t *q, wr__req_t *parent);
+/* May `owner` use q? (false: q is exclusive to another owner) */
+bool wr__queue_owner_ok(const wr__queue_t *q, uint64_t owner);
 /* Frees without completing anything (final teardown after the loops stop). */
 void wr__queue_free(wr__queue_t *q);
 wr__queue_t *wr__queue_find(wr__shard_t *sh, uint64_t hash, const char *key, size_t klen);
@@ -257,6 +263,109 @@ void wr__waitlist_flush(wr__shard_t *sh, wr__waitlist_t *wl, wr__queue_t *q, int
 void wr__waitlist_adopt(wr__shard_t *sh, wr__queue_t *q);
 
 /* ------------------------------------------------------------------------ */
+/* Exchanges, bindings and matching (exchange.c, topology.c)                */
+
+typedef enum {
+    WR__EX_DIRECT = 0,
+    WR__EX_FANOUT,
+    WR__EX_TOPIC,
+    WR__EX_HEADERS,
+} wr__ex_type_t;
+
+#define WR__EXF_DURABLE 0x01u
+#define WR__EXF_AUTO_DELETE 0x02u
+#define WR__EXF_INTERNAL 0x04u
+#define WR__EXF_BUILTIN 0x08u /* "" and amq.*: cannot be deleted */
+
+/* Headers exchange match modes (from the binding's "x-match"). */
+#define WR__HM_ANY 0x01u
+#define WR__HM_WITH_X 0x02u
+
+#define WR__WORDS_MAX 256 /* a 255-byte key has at most 128 words; patterns likewise */
+
+typedef struct wr__exch wr__exch_t;
+
+/* One binding, one allocation: the struct, then dest, key, the args array
+ * and their bytes, and the topic words. */
+typedef struct wr__bind {
+    struct wr__bind *next; /* in the source's list (or the direct key chain) */
+    wr__exch_t *src;
+    bool to_exch;
+    uint8_t hmode;   /* headers: WR__HM_* */
+    uint16_t nwords; /* topic pattern words */
+    uint32_t nargs;
+    uint64_t dhash; /* queue: wr__hash_name(tenant, dest); exchange: its map hash */
+    wr_slice_t dest, key;
+    wr_header_t *args;
+    wr_slice_t *words;
+    _Alignas(max_align_t) unsigned char data[];
+} wr__bind_t;
+
+/* Direct exchanges index their bindings by routing key. */
+typedef struct wr__keychain {
+    wr__bind_t *head;
+    size_t klen;
+    char key[];
+} wr__keychain_t;
+
+struct wr__exch {
+    uint64_t hash;
+    uint8_t type, flags;
+    uint32_t nbind;     /* bindings with this exchange as source */
+    wr__bind_t *list;   /* fanout, topic, headers: every binding */
+    wr__map_t bykey;    /* direct: key -> wr__keychain_t */
+    size_t nlen;
+    char name[];
+};
+
+/* One tenant's exchanges, as replicated on one shard. */
+typedef struct wr__topo {
+    uint64_t hash;
+    size_t tlen;
+    wr__map_t exchs; /* name -> wr__exch_t */
+    char tenant[];
+} wr__topo_t;
+
+/* Topology changes (the replicated log entries). */
+typedef enum {
+    WR__TM_EX_DECLARE = 0,
+    WR__TM_EX_DELETE,
+    WR__TM_BIND,
+    WR__TM_UNBIND,
+    WR__TM_QUEUE_GONE,
+} wr__tm_kind_t;
+
+/* exchange.c */
+/* Parses "direct" .. "headers"; false if unknown. */
+bool wr__ex_type_parse(wr_slice_t s, wr__ex_type_t *out /* OUT */);
+/* Splits a key on '.' into at most WR__WORDS_MAX words (RabbitMQ: "" is
+ * zero words, "a." is "a" and ""). Returns the count, or -1 if too many. */
+int wr__split_words(wr_slice_t key, wr_slice_t *words /* OUT */);
+/* Topic match: '*' one word, '#' zero or more. */
+bool wr__topic_match(const wr_slice_t *pat, size_t np, const wr_slice_t *key, size_t nk);
+/* Parses the x-match mode of binding args into *mode; false if invalid. */
+bool wr__headers_mode(const wr_header_t *args, size_t nargs, uint8_t *mode /* OUT */);
+/* Headers match of binding args (mode) against message headers. */
+bool wr__headers_match(const wr_header_t *args, size_t nargs, uint8_t mode,
+                       const wr_header_t *hdrs, size_t nh);
+bool wr__header_eq(const wr_header_t *a, const wr_header_t *b);
+/* Bytes a deep copy of the headers needs (array + keys + values). */
+size_t wr__headers_size(const wr_header_t *h, size_t n);
+/* Deep-copies into buf (aligned for wr_header_t); returns the copy. */
+wr_header_t *wr__headers_copy(void *buf, const wr_header_t *h, size_t n);
+
+/* topology.c */
+wr__topo_t *wr__topo_find(const wr__shard_t *sh, const char *tenant, size_t tlen);
+wr__exch_t *wr__exch_find(const wr__topo_t *t, wr_slice_t name);
+/* True if name is "" or one of the amq.* exchanges every tenant has. */
+bool wr__builtin_exchange(wr_slice_t name, wr__ex_type_t *type /* OUT, may be NULL */);
+/* Frees the shard's replica (after its loop stopped). */
+void wr__topo_fini(wr__shard_t *sh);
+/* On q's shard, before q goes: removes its bindings everywhere, then
+ * completes parent (if not NULL). */
+void wr__topo_queue_gone(wr__shard_t *sh, const wr__queue_t *q, wr__req_t *parent);
+
+/* ------------------------------------------------------------------------ */
 /* Shards (shard.c) and the core (core.c)                                   */
 
 struct wr__shard {
@@ -273,6 +382,7 @@ struct wr__shard {
     /* Store deletes gathered during a task, written once at its end. */
     wr_store_op_t *dels;
     size_t ndels, dels_cap;
+    wr__map_t topos; /* tenant -> wr__topo_t: this shard's topology replica */
 };
 
 struct wr_core {
@@ -317,6 +427,7 @@ typedef enum {
     WR__OP_CLAIM_RELEASE,
     WR__OP_QLIST,
     WR__OP_METRICS,
+    WR__OP_TOPO, /* exchange/binding change (topology.c); own tasks, not wr__exec */
 } wr__op_t;
 
 /* One shard's answer to a gather. */
@@ -330,7 +441,8 @@ typedef struct wr__part {
 
 struct wr__req {
     wr_core_t *core;
-    wr_loop_t *reply;
+    wr_loop_t *reply; /* NULL: internal request, freed on completion */
+    bool nocb;        /* no callback: freed on completion (fire and forget) */
     union {
         wr_queue_declare_cb declare;
         wr_queue_stat_cb stat;
@@ -398,6 +510,24 @@ struct wr__req {
             bool with_meta;
             wr__part_t *parts;
         } gather;
+        struct {
+            wr__tm_kind_t kind;
+            uint8_t type;   /* declare: wr__ex_type_t */
+            unsigned flags; /* WR_EXCH_* */
+            bool to_exch;   /* bind/unbind: destination is an exchange */
+            bool noop;      /* set by the home shard: nothing to replicate */
+            uint8_t hmode;
+            uint64_t owner;
+            wr_slice_t name; /* the exchange (declare/delete) or the source */
+            wr_slice_t dest; /* bind/unbind destination; queue gone: the queue */
+            wr_slice_t key;
+            wr_header_t *args;
+            size_t nargs;
+            uint64_t dhash;   /* queue destination: its hash (shard) */
+            const char *qkey; /* tenant '\0' queue of a queue destination */
+            size_t qklen;
+            wr__req_t *parent; /* internal: complete this when done */
+        } topo;
     } in;
 
     union {

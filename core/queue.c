@@ -96,6 +96,19 @@ void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q)
     wr__queue_free(q);
 }
 
+void wr__queue_gone(wr__shard_t *sh, wr__queue_t *q, wr__req_t *parent)
+{
+    wr__topo_queue_gone(sh, q, parent);
+    wr__queue_destroy(sh, q);
+}
+
+bool wr__queue_owner_ok(const wr__queue_t *q, uint64_t owner)
+{
+    (void)q;
+    (void)owner;
+    return true;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Messages                                                                 */
 
@@ -306,7 +319,9 @@ void wr__exec_qdelete(wr__shard_t *sh, wr__req_t *r)
             res->err = WR_EBUSY;
         else {
             res->count = q->ix.live;
-            wr__queue_destroy(sh, q);
+            /* Completes r once the queue's bindings are gone everywhere. */
+            wr__queue_gone(sh, q, r);
+            return;
         }
     }
     wr__complete(r);

@@ -64,6 +64,7 @@ void wr__shard_fini(wr__shard_t *sh)
         if (sh->parked.e[i].val)
             free(sh->parked.e[i].val);
     wr__map_fini(&sh->parked);
+    wr__topo_fini(sh);
     if (sh->sweep_ev)
         event_free(sh->sweep_ev);
     wr_loop_free(sh->loop);
@@ -131,7 +132,8 @@ void wr__exec(void *arg)
         break;
     case WR__OP_QLIST:
     case WR__OP_METRICS:
-        /* Gathers run as their own tasks (gather.c). */
+    case WR__OP_TOPO:
+        /* Gathers and topology changes run as their own tasks. */
         wr_panic(__FILE__, __LINE__, "gather request in wr__exec");
     }
     wr__persist_flush(sh);

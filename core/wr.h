@@ -330,6 +330,118 @@ wr_err_t wr_claim_release(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, 
                           wr_loop_t *reply, wr_count_cb cb, void *arg);
 
 /* ------------------------------------------------------------------------ */
+/* Exchanges and bindings (AMQP 0-9-1 model, per tenant)                    */
+
+/*
+ * Every tenant has these exchanges from its first use: "" (the default
+ * exchange: a direct exchange that routes to the queue named by the routing
+ * key; it cannot be declared, bound or deleted: WR_EDENIED), amq.direct,
+ * amq.fanout, amq.topic, amq.headers and amq.match (headers). Names starting
+ * with "amq." are reserved: declaring a new one or deleting one is
+ * WR_EDENIED. Exchange names are 0..WR_NAME_MAX bytes ("" only names the
+ * default exchange).
+ *
+ * Topology is replicated: every shard keeps a copy of every tenant's
+ * exchanges and bindings, so routing reads local memory. A change is checked
+ * and ordered by the tenant's home shard and applied on every shard before
+ * its callback runs: once a declare/bind/unbind/delete has answered, every
+ * later publish from anywhere sees it.
+ */
+
+/* A header in a neutral form (AMQP field tables map onto it): the headers
+ * exchange matches on these. Values compare as RabbitMQ does: equal kind
+ * and equal value (all integer widths are INT, float and double are FLOAT,
+ * short and long strings are STR); a VOID value in a binding argument
+ * matches on the key's presence alone. OTHER (tables, arrays, decimals,
+ * timestamps, byte arrays) compares its encoded bytes `s`, which should
+ * begin with the field's type tag. */
+typedef enum {
+    WR_HDR_STR = 0,
+    WR_HDR_INT,
+    WR_HDR_FLOAT,
+    WR_HDR_BOOL,
+    WR_HDR_VOID,
+    WR_HDR_OTHER,
+} wr_hdr_kind_t;
+
+typedef struct wr_header {
+    wr_slice_t key;
+    wr_hdr_kind_t kind;
+    union {
+        wr_slice_t s; /* STR, OTHER */
+        int64_t i;    /* INT */
+        double f;     /* FLOAT */
+        bool b;       /* BOOL */
+    } v;
+} wr_header_t;
+
+/* At most this many argument headers on one binding, and headers given to
+ * one routed publish (more: WR_EINVAL). */
+#define WR_HEADERS_MAX 256
+
+#define WR_EXCH_PASSIVE 0x01u     /* only check it exists: WR_ENOTFOUND if not */
+#define WR_EXCH_DURABLE 0x02u
+#define WR_EXCH_AUTO_DELETE 0x04u /* deleted when its last binding (as source) goes */
+#define WR_EXCH_INTERNAL 0x08u    /* publishing to it is WR_EDENIED; e2e bindings only */
+
+/*
+ * Declares an exchange of type "direct", "fanout", "topic" or "headers"
+ * (an unknown type is WR_EINVAL from the call, unless PASSIVE, which
+ * ignores the type). Result (wr_count_res_t): count 1 if created, 0 if it
+ * existed; err WR_ENOTFOUND (passive, missing), WR_EEXISTS (exists with
+ * another type or durable/auto_delete/internal flag: AMQP 406), WR_EDENIED
+ * (a new "amq." name, or "" without PASSIVE).
+ */
+wr_err_t wr_exchange_declare(wr_core_t *core, wr_slice_t tenant, wr_slice_t name,
+                             wr_slice_t type, unsigned flags, wr_loop_t *reply, wr_count_cb cb,
+                             void *arg);
+
+#define WR_EXCH_IF_UNUSED 0x10u /* WR_EBUSY if it is the source of a binding */
+
+/*
+ * Deletes an exchange with every binding it is the source or destination
+ * of (an auto_delete exchange left without bindings by this goes too).
+ * flags: WR_EXCH_IF_UNUSED. err: WR_ENOTFOUND, WR_EBUSY, WR_EDENIED ("" and
+ * amq.*). count: bindings removed.
+ */
+wr_err_t wr_exchange_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t name, unsigned flags,
+                            wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/*
+ * Binds queue <- exchange with a routing key (direct: equal key; topic: a
+ * pattern, words split on '.', "*" one word, "#" zero or more; fanout:
+ * ignored) and argument headers (headers exchange: "x-match" = "all"
+ * (default), "any", "all-with-x" or "any-with-x"; other keys starting with
+ * "x-" are not matched unless "-with-x"). The call copies key and args.
+ * Binding twice with equal key and args is a no-op (count 0; else 1).
+ * owner: the caller's connection (0: none), checked against an exclusive
+ * queue's owner. err: WR_ENOTFOUND (queue or exchange missing), WR_ELOCKED
+ * (exclusive queue of another owner), WR_EDENIED (the default exchange),
+ * WR_EINVAL (bad x-match, too many args; from the call).
+ */
+wr_err_t wr_queue_bind(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_slice_t exchange,
+                       wr_slice_t key, const wr_header_t *args, size_t nargs, uint64_t owner,
+                       wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* Removes the binding equal in key and args; a missing binding is not an
+ * error (count 0). An auto_delete exchange left without bindings goes.
+ * err: WR_ENOTFOUND (queue or exchange missing), WR_ELOCKED, WR_EDENIED. */
+wr_err_t wr_queue_unbind(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue,
+                         wr_slice_t exchange, wr_slice_t key, const wr_header_t *args,
+                         size_t nargs, uint64_t owner, wr_loop_t *reply, wr_count_cb cb,
+                         void *arg);
+
+/* Exchange-to-exchange: messages routed by `source` also go through
+ * `destination` (RabbitMQ's extension). Same rules as wr_queue_bind; cycles
+ * are allowed and routing visits each exchange once per publish. */
+wr_err_t wr_exchange_bind(wr_core_t *core, wr_slice_t tenant, wr_slice_t destination,
+                          wr_slice_t source, wr_slice_t key, const wr_header_t *args,
+                          size_t nargs, wr_loop_t *reply, wr_count_cb cb, void *arg);
+wr_err_t wr_exchange_unbind(wr_core_t *core, wr_slice_t tenant, wr_slice_t destination,
+                            wr_slice_t source, wr_slice_t key, const wr_header_t *args,
+                            size_t nargs, wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Observation                                                              */
 
 typedef struct wr_queue_metrics {

@@ -454,4 +454,93 @@ static T_UNUSED const char *t_body(const wr_msg_view_t *v)
     return buf;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Exchanges and bindings                                                   */
+
+/* Declares; returns err, *created (may be NULL) set from count. */
+static T_UNUSED wr_err_t t_exdecl_f(const char *tenant, const char *name, const char *type,
+                                    unsigned flags, bool *created)
+{
+    t_call_t *c = t_call_new();
+    wr_err_t err;
+    cr_assert_eq(wr_exchange_declare(T.core, S(tenant), S(name), S(type), flags, T.loop,
+                                     t_on_count, c),
+                 WR_OK);
+    t_wait(c);
+    err = c->err;
+    if (created)
+        *created = c->count == 1;
+    t_call_free(c);
+    return err;
+}
+
+static T_UNUSED wr_err_t t_exdecl(const char *tenant, const char *name, const char *type,
+                                  unsigned flags)
+{
+    return t_exdecl_f(tenant, name, type, flags, NULL);
+}
+
+static T_UNUSED wr_err_t t_exdel(const char *tenant, const char *name, unsigned flags)
+{
+    t_call_t *c = t_call_new();
+    wr_err_t err;
+    cr_assert_eq(wr_exchange_delete(T.core, S(tenant), S(name), flags, T.loop, t_on_count, c),
+                 WR_OK);
+    err = t_wait(c)->err;
+    t_call_free(c);
+    return err;
+}
+
+/* Binds (unbind if !bind) queue <- exchange; returns err, count in *count. */
+static T_UNUSED wr_err_t t_qbind_h(bool bind, const char *tenant, const char *q, const char *ex,
+                                   const char *key, const wr_header_t *args, size_t nargs,
+                                   uint64_t *count)
+{
+    t_call_t *c = t_call_new();
+    wr_err_t err;
+    if (bind)
+        cr_assert_eq(wr_queue_bind(T.core, S(tenant), S(q), S(ex), S(key), args, nargs, 0, T.loop,
+                                   t_on_count, c),
+                     WR_OK);
+    else
+        cr_assert_eq(wr_queue_unbind(T.core, S(tenant), S(q), S(ex), S(key), args, nargs, 0,
+                                     T.loop, t_on_count, c),
+                     WR_OK);
+    err = t_wait(c)->err;
+    if (count)
+        *count = c->count;
+    t_call_free(c);
+    return err;
+}
+
+static T_UNUSED wr_err_t t_qbind(const char *tenant, const char *q, const char *ex,
+                                 const char *key)
+{
+    return t_qbind_h(true, tenant, q, ex, key, NULL, 0, NULL);
+}
+
+static T_UNUSED wr_err_t t_qunbind(const char *tenant, const char *q, const char *ex,
+                                   const char *key)
+{
+    return t_qbind_h(false, tenant, q, ex, key, NULL, 0, NULL);
+}
+
+static T_UNUSED wr_err_t t_exbind(bool bind, const char *tenant, const char *dest,
+                                  const char *src, const char *key)
+{
+    t_call_t *c = t_call_new();
+    wr_err_t err;
+    if (bind)
+        cr_assert_eq(wr_exchange_bind(T.core, S(tenant), S(dest), S(src), S(key), NULL, 0, T.loop,
+                                      t_on_count, c),
+                     WR_OK);
+    else
+        cr_assert_eq(wr_exchange_unbind(T.core, S(tenant), S(dest), S(src), S(key), NULL, 0,
+                                        T.loop, t_on_count, c),
+                     WR_OK);
+    err = t_wait(c)->err;
+    t_call_free(c);
+    return err;
+}
+
 #endif
