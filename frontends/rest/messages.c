@@ -102,14 +102,14 @@ static void put_msgs(wr_rest_buf_t *b, const wr_rest_call_t *c, const wr_msgs_re
 /* POST                                                                     */
 
 typedef struct pmsg {
-    const json_t *body; /* borrowed from post_st.doc */
-    int64_t ttl_ms;     /* 0: the queue's default */
-    const json_t *delay; /* borrowed; NULL when absent */
-    int64_t delay_ms;
+    wr_body_t *body; /* our reference; each publish takes another */
+    int64_t ttl_ms;  /* 0: the queue's default */
+    int delay;       /* WR_REST_DELAY_* */
+    int64_t delay_s;
+    int64_t delay_ms; /* what is published: -1 for the queue's default */
 } pmsg_t;
 
 typedef struct post_st {
-    json_t *doc;
     bool created; /* the queue was declared by this request */
     size_t n;
     pmsg_t m[];
@@ -119,7 +119,8 @@ static void post_st_free(void *p)
 {
     post_st_t *st = p;
 
-    json_decref(st->doc);
+    for (size_t i = 0; i < st->n; i++)
+        wr_body_unref(st->m[i].body);
     free(st);
 }
 
@@ -128,26 +129,22 @@ static void on_publish(void *arg, const wr_publish_res_t *res);
 static void publish(wr_rest_call_t *c, unsigned flags)
 {
     post_st_t *st = c->st;
-    wr_msg_in_t *in = malloc(st->n * sizeof(*in));
-    wr_rest_buf_t tmp = {0};
+    wr_msg_in_t in[64], *inp = st->n <= 64 ? in : malloc(st->n * sizeof(*inp));
     wr_err_t err;
 
-    if (!in)
+    if (!inp)
         wr_panic(__FILE__, __LINE__, "out of memory");
-    for (size_t i = 0; i < st->n; i++) {
-        tmp.len = 0;
-        wr_rest_buf_json(&tmp, st->m[i].body);
-        in[i] = (wr_msg_in_t){
-            .body = wr_body_new((wr_slice_t){NULL, 0}, (wr_slice_t){tmp.p, tmp.len}),
+    for (size_t i = 0; i < st->n; i++)
+        inp[i] = (wr_msg_in_t){
+            .body = wr_body_ref(st->m[i].body), /* ours stays for a retry */
             .ttl_ms = st->m[i].ttl_ms,
             .delay_ms = st->m[i].delay_ms,
             .producer = c->producer,
             .persistent = true,
         };
-    }
-    wr_rest_buf_free(&tmp);
-    err = wr_publish(c->srv->core, c->tenant, c->queue, in, st->n, flags, c->loop, on_publish, c);
-    free(in);
+    err = wr_publish(c->srv->core, c->tenant, c->queue, inp, st->n, flags, c->loop, on_publish, c);
+    if (inp != in)
+        free(inp);
     if (err != WR_OK)
         wr_rest_fail_err(c, err, "Messages could not be enqueued");
 }
@@ -221,24 +218,22 @@ static void post_apply_delay(wr_rest_call_t *c, int64_t queue_delay_ms)
     post_st_t *st = c->st;
 
     for (size_t i = 0; i < st->n; i++) {
-        const json_t *d = st->m[i].delay;
-        json_int_t v;
+        pmsg_t *pm = &st->m[i];
 
-        st->m[i].delay_ms = -1; /* the queue's default */
-        if (!d || queue_delay_ms <= 0)
+        pm->delay_ms = -1; /* the queue's default */
+        if (pm->delay == WR_REST_DELAY_NONE || queue_delay_ms <= 0)
             continue;
-        if (!json_is_integer(d) && !json_is_boolean(d)) {
+        if (pm->delay == WR_REST_DELAY_BAD) {
             wr_rest_fail_body(c, "The value of the \"delay\" field must be a int.");
             return;
         }
-        v = json_is_integer(d) ? json_integer_value(d) : json_is_true(d);
-        if (v < 0 || v > WR_REST_DELAY_MAX) {
+        if (pm->delay_s < 0 || pm->delay_s > WR_REST_DELAY_MAX) {
             wr_rest_fail(c, 400, NULL,
                          "The Delay TTL for a message may not exceed 900 seconds,and must be at "
                          "least 0 seconds long.");
             return;
         }
-        st->m[i].delay_ms = (int64_t)v * 1000;
+        pm->delay_ms = pm->delay_s * 1000;
     }
     publish(c, 0);
 }
@@ -254,79 +249,139 @@ static void on_post_stat(void *arg, const wr_queue_stat_res_t *res)
     post_apply_delay(c, res->err == WR_OK ? res->attrs.default_delay_ms : 0);
 }
 
-void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
+/*
+ * The general path: jansson, with Zaqar's errors (sanitize() for types and
+ * the required body, then message_posting()). Bodies are serialized into
+ * `text`; the messages' body pointers point into it. Returns the count, or
+ * 0 after failing the call.
+ */
+static size_t post_general(wr_rest_call_t *c, const wr_rest_req_t *req, wr_rest_buf_t *text,
+                           wr_rest_post_msg_t **out)
 {
     const json_t *msgs, *m;
-    post_st_t *st;
-    bool any_delay = false;
+    wr_rest_post_msg_t *pm;
+    size_t *offs, i, n;
     json_t *doc;
-    size_t i;
 
+    *out = NULL;
     doc = wr_rest_body_json(c, req);
     if (!doc)
-        return;
+        return 0;
     msgs = json_is_object(doc) ? json_object_get(doc, "messages") : NULL;
     if (!msgs) {
         json_decref(doc);
         wr_rest_fail(c, 400, NULL, "No messages were found in the request body.");
-        return;
+        return 0;
     }
     if (!json_is_array(msgs)) {
         json_decref(doc);
         wr_rest_fail_body(c, "Document type not supported.");
-        return;
+        return 0;
     }
-    if (json_array_size(msgs) > WR_BATCH_MAX) {
+    n = json_array_size(msgs);
+    if (n == 0) {
         json_decref(doc);
+        wr_rest_fail(c, 400, NULL, "No messages to enqueu.");
+        return 0;
+    }
+    pm = calloc(n, sizeof(*pm));
+    offs = calloc(n, sizeof(*offs));
+    if (!pm || !offs)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    json_array_foreach(msgs, i, m)
+    {
+        const json_t *ttl, *body, *delay;
+        const char *why = NULL;
+
+        if (!json_is_object(m))
+            why = "Messages must be JSON objects.";
+        else if ((ttl = json_object_get(m, "ttl")) && !json_is_integer(ttl) &&
+                 !json_is_boolean(ttl))
+            why = "The value of the \"ttl\" field must be a int.";
+        else if (!(body = json_object_get(m, "body")))
+            why = "Missing \"body\" field.";
+        if (why) {
+            free(pm);
+            free(offs);
+            json_decref(doc);
+            wr_rest_fail_body(c, why);
+            return 0;
+        }
+        if (ttl) {
+            pm[i].has_ttl = true;
+            pm[i].ttl = json_is_integer(ttl) ? json_integer_value(ttl) : json_is_true(ttl);
+        }
+        delay = json_object_get(m, "delay");
+        if (delay && (json_is_integer(delay) || json_is_boolean(delay))) {
+            pm[i].delay = WR_REST_DELAY_INT;
+            pm[i].delay_s = json_is_integer(delay) ? json_integer_value(delay) : json_is_true(delay);
+        } else if (delay) {
+            pm[i].delay = WR_REST_DELAY_BAD;
+        }
+        offs[i] = text->len;
+        wr_rest_buf_json(text, body);
+        pm[i].body_len = text->len - offs[i];
+    }
+    for (i = 0; i < n; i++)
+        pm[i].body = text->p + offs[i]; /* text no longer moves */
+    free(offs);
+    json_decref(doc);
+    *out = pm;
+    return n;
+}
+
+void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
+{
+    wr_rest_post_msg_t *pm = NULL;
+    wr_rest_buf_t text = {0};
+    post_st_t *st;
+    bool any_delay = false;
+    size_t n = 0;
+
+    if (req->body_len > 0 &&
+        wr_rest_json_check(req->body, req->body_len, WR_REST_JSON_DEPTH) == WR_REST_JSON_OK)
+        n = wr_rest_post_parse(req->body, req->body_len, &pm);
+    if (n == 0) {
+        n = post_general(c, req, &text, &pm);
+        if (n == 0)
+            return;
+    }
+    if (n > WR_BATCH_MAX) {
+        free(pm);
+        wr_rest_buf_free(&text);
         wr_rest_fail(c, 400, NULL, "Too many messages in one request (at most 1000).");
         return;
     }
-    st = calloc(1, sizeof(*st) + json_array_size(msgs) * sizeof(pmsg_t));
+    /* message_posting(): the TTL range, after every type was checked */
+    for (size_t i = 0; i < n; i++) {
+        if (pm[i].has_ttl && (pm[i].ttl < WR_REST_MSG_TTL_MIN || pm[i].ttl > WR_REST_MSG_TTL_MAX)) {
+            free(pm);
+            wr_rest_buf_free(&text);
+            wr_rest_fail(c, 400, NULL,
+                         "The TTL for a message may not exceed 1209600 seconds, and must be at "
+                         "least 60 seconds long.");
+            return;
+        }
+    }
+    st = malloc(sizeof(*st) + n * sizeof(pmsg_t));
     if (!st)
         wr_panic(__FILE__, __LINE__, "out of memory");
-    st->doc = doc;
+    st->created = false;
+    st->n = n;
+    for (size_t i = 0; i < n; i++) {
+        st->m[i] = (pmsg_t){
+            .body = wr_body_new((wr_slice_t){NULL, 0}, (wr_slice_t){pm[i].body, pm[i].body_len}),
+            .ttl_ms = pm[i].has_ttl ? pm[i].ttl * 1000 : 0,
+            .delay = pm[i].delay,
+            .delay_s = pm[i].delay_s,
+            .delay_ms = -1,
+        };
+        any_delay |= pm[i].delay != WR_REST_DELAY_NONE;
+    }
+    free(pm);
+    wr_rest_buf_free(&text);
     c->st = st;
     c->st_free = post_st_free;
-    /* Zaqar's sanitize() (types, required body), then message_posting()
-     * (at least one message, TTL range). */
-    json_array_foreach(msgs, i, m)
-    {
-        pmsg_t *pm = &st->m[i];
-        const json_t *ttl;
-
-        if (!json_is_object(m)) {
-            wr_rest_fail_body(c, "Messages must be JSON objects.");
-            return;
-        }
-        ttl = json_object_get(m, "ttl");
-        if (ttl && !json_is_integer(ttl) && !json_is_boolean(ttl)) {
-            wr_rest_fail_body(c, "The value of the \"ttl\" field must be a int.");
-            return;
-        }
-        pm->body = json_object_get(m, "body");
-        if (!pm->body) {
-            wr_rest_fail_body(c, "Missing \"body\" field.");
-            return;
-        }
-        if (ttl) {
-            json_int_t v = json_is_integer(ttl) ? json_integer_value(ttl) : json_is_true(ttl);
-            if (v < WR_REST_MSG_TTL_MIN || v > WR_REST_MSG_TTL_MAX) {
-                wr_rest_fail(c, 400, NULL,
-                             "The TTL for a message may not exceed 1209600 seconds, and must be "
-                             "at least 60 seconds long.");
-                return;
-            }
-            pm->ttl_ms = (int64_t)v * 1000;
-        }
-        pm->delay = json_object_get(m, "delay");
-        pm->delay_ms = -1;
-        any_delay |= pm->delay != NULL;
-        st->n++;
-    }
-    if (st->n == 0) {
-        wr_rest_fail(c, 400, NULL, "No messages to enqueu.");
-        return;
-    }
     if (any_delay) {
         wr_err_t err = wr_queue_stat(c->srv->core, c->tenant, c->queue, c->loop, on_post_stat, c);
         if (err != WR_OK)

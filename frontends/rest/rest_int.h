@@ -145,6 +145,29 @@ bool wr_rest_accepts_json(const char *accept);
 bool wr_rest_is_form_urlencoded(const char *ctype);
 
 /* ------------------------------------------------------------------------ */
+/* Message POST documents (post.c)                                          */
+
+#define WR_REST_DELAY_NONE 0 /* no "delay" */
+#define WR_REST_DELAY_INT 1  /* an integer, in delay_s */
+#define WR_REST_DELAY_BAD 2  /* present but not an integer */
+
+/* One message of a POST, as read from the request. */
+typedef struct wr_rest_post_msg {
+    const char *body; /* the JSON text of "body" */
+    size_t body_len;
+    bool has_ttl;
+    int64_t ttl; /* seconds, when has_ttl */
+    int delay;   /* WR_REST_DELAY_* */
+    int64_t delay_s;
+} wr_rest_post_msg_t;
+
+/* The fast path: reads {"messages": [{"body", "ttl", "delay"}, ...]} from a
+ * text that passed wr_rest_json_check(). Returns the number of messages
+ * and a malloc'd array (bodies point into p), or 0 when the document needs
+ * the general jansson path (anything unusual, including every error). */
+size_t wr_rest_post_parse(const char *p, size_t n, wr_rest_post_msg_t **out);
+
+/* ------------------------------------------------------------------------ */
 /* Queue metadata (meta.c)                                                  */
 
 /* Checks the reserved keys of a queue's metadata object like Zaqar's

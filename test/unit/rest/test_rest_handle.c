@@ -243,7 +243,7 @@ Test(rest_handle, post_list_claim_delete)
 
     o = t_req(WR_REST_GET, "/v2/queues/m/messages?echo=true", NULL);
     cr_assert_eq(o->status, 200);
-    cr_assert(strstr(o->body, "\"body\": {\"k\":1}"), "%s", o->body);
+    cr_assert(strstr(o->body, "\"body\": {\"k\": 1}"), "the client's own text: %s", o->body);
     cr_assert(strstr(o->body, "\"ttl\": 3600"), "%s", o->body);
     cr_assert(strstr(o->body, "\"ttl\": 120"), "%s", o->body);
     free(o);
