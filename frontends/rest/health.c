@@ -21,7 +21,7 @@ static const char versions_doc[] =
 
 /* One JSON-Home resource: rel, href-template, methods. */
 #define RES(rel, tmpl, allow)                                                                      \
-    "\"rel/" rel "\": {\"href-template\": \"" tmpl "\", \"hints\": {\"allow\": [" allow           \
+    "\"rel/" rel "\": {\"href-template\": \"" tmpl "\", \"hints\": {\"allow\": [" allow            \
     "], \"formats\": {\"application/json\": {}}}}"
 
 /* clang-format off */

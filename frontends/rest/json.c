@@ -432,8 +432,7 @@ static void put_base64(wr_rest_buf_t *b, const uint8_t *p, size_t n)
     }
     if (i < n) {
         uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
-                     '='};
+        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=', '='};
         wr_rest_buf_put(b, q, 4);
     }
     wr_rest_buf_putc(b, '"');

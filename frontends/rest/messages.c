@@ -92,8 +92,7 @@ static void put_msgs(wr_rest_buf_t *b, const wr_rest_call_t *c, const wr_msgs_re
     for (size_t i = 0; i < res->n; i++) {
         if (i)
             wr_rest_buf_puts(b, ", ");
-        wr_rest_put_msg(b, c, &res->msgs[i], claim_id ? claim_id : res->msgs[i].claim_id, now,
-                        pop);
+        wr_rest_put_msg(b, c, &res->msgs[i], claim_id ? claim_id : res->msgs[i].claim_id, now, pop);
     }
     wr_rest_buf_putc(b, ']');
 }
@@ -173,8 +172,8 @@ static void on_publish(void *arg, const wr_publish_res_t *res)
 
         st->created = true;
         wr_rest_meta_attrs(NULL, &attrs);
-        err = wr_queue_declare(c->srv->core, c->tenant, c->queue, &attrs, (wr_slice_t){NULL, 0},
-                               0, c->loop, on_post_declare, c);
+        err = wr_queue_declare(c->srv->core, c->tenant, c->queue, &attrs, (wr_slice_t){NULL, 0}, 0,
+                               c->loop, on_post_declare, c);
         if (err != WR_OK)
             wr_rest_fail_err(c, err, "Messages could not be enqueued");
         return;
@@ -314,7 +313,8 @@ static size_t post_general(wr_rest_call_t *c, const wr_rest_req_t *req, wr_rest_
         delay = json_object_get(m, "delay");
         if (delay && (json_is_integer(delay) || json_is_boolean(delay))) {
             pm[i].delay = WR_REST_DELAY_INT;
-            pm[i].delay_s = json_is_integer(delay) ? json_integer_value(delay) : json_is_true(delay);
+            pm[i].delay_s =
+                json_is_integer(delay) ? json_integer_value(delay) : json_is_true(delay);
         } else if (delay) {
             pm[i].delay = WR_REST_DELAY_BAD;
         }
@@ -343,8 +343,10 @@ void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
         n = wr_rest_post_parse(req->body, req->body_len, &pm);
     if (n == 0) {
         n = post_general(c, req, &text, &pm);
-        if (n == 0)
+        if (n == 0) {
+            wr_rest_buf_free(&text); /* bodies serialized before an error */
             return;
+        }
     }
     if (n > WR_BATCH_MAX) {
         free(pm);
@@ -551,8 +553,7 @@ void wr_rest_msgs_get(wr_rest_call_t *c, const wr_rest_req_t *req)
             fail_no_ids(c);
             return;
         }
-        err = wr_msg_get(c->srv->core, c->tenant, c->queue, ids.ids, ids.n, c->loop, on_get_ids,
-                         c);
+        err = wr_msg_get(c->srv->core, c->tenant, c->queue, ids.ids, ids.n, c->loop, on_get_ids, c);
         if (err != WR_OK)
             wr_rest_fail_err(c, err, "Message could not be retrieved");
         return;
@@ -599,8 +600,8 @@ static void fail_no_msg(wr_rest_call_t *c)
 {
     char desc[200];
 
-    snprintf(desc, sizeof(desc), "Message %.*s does not exist.", (int)(c->param_len > 64 ? 64 : c->param_len),
-             c->param);
+    snprintf(desc, sizeof(desc), "Message %.*s does not exist.",
+             (int)(c->param_len > 64 ? 64 : c->param_len), c->param);
     wr_rest_fail(c, 404, NULL, desc);
 }
 
@@ -678,8 +679,7 @@ static void on_delete_one(void *arg, const wr_count_res_t *res)
         return;
     }
     if (res->err == WR_EINVAL && c->claim != 0) {
-        err = wr_msg_get(c->srv->core, c->tenant, c->queue, &c->id, 1, c->loop, on_delete_check,
-                         c);
+        err = wr_msg_get(c->srv->core, c->tenant, c->queue, &c->id, 1, c->loop, on_delete_check, c);
         if (err != WR_OK)
             wr_rest_fail_err(c, err, "Message could not be deleted");
         return;
@@ -773,7 +773,8 @@ void wr_rest_msgs_delete(wr_rest_call_t *c, const wr_rest_req_t *req)
         wr_claim_opts_t o = {0};
 
         if (pop < 1 || pop > WR_REST_CLAIM_MAX) {
-            wr_rest_fail(c, 400, NULL, "Pop value must be at least 1 and may not be greater than 20.");
+            wr_rest_fail(c, 400, NULL,
+                         "Pop value must be at least 1 and may not be greater than 20.");
             return;
         }
         if (!wr_rest_qparam_wait(c, req, &wait_ms))

@@ -93,8 +93,7 @@ static void on_metrics(void *arg, const wr_metrics_res_t *res)
                  offsetof(wr_queue_metrics_t, expired));
 
     head(b, "warren_rest_connections", "gauge", "Open REST (HTTP) connections.");
-    wr_rest_buf_fmt(b, "warren_rest_connections %lld\n",
-                    (long long)atomic_load(&srv->connections));
+    wr_rest_buf_fmt(b, "warren_rest_connections %lld\n", (long long)atomic_load(&srv->connections));
     head(b, "warren_rest_requests_total", "counter", "REST requests dispatched.");
     wr_rest_buf_fmt(b, "warren_rest_requests_total %llu\n",
                     (unsigned long long)atomic_load(&srv->requests_total));
@@ -117,8 +116,8 @@ static void on_metrics(void *arg, const wr_metrics_res_t *res)
                         (unsigned long long)res->shards[i].queues);
     head(b, "warren_shard_requests_total", "counter", "Mailbox requests served by the shard.");
     for (size_t i = 0; i < res->nshards; i++)
-        wr_rest_buf_fmt(b, "warren_shard_requests_total{shard=\"%u\"} %llu\n",
-                        res->shards[i].shard, (unsigned long long)res->shards[i].requests);
+        wr_rest_buf_fmt(b, "warren_shard_requests_total{shard=\"%u\"} %llu\n", res->shards[i].shard,
+                        (unsigned long long)res->shards[i].requests);
     wr_rest_finish(c);
 }
 

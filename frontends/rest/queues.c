@@ -145,8 +145,8 @@ void wr_rest_queue_get(wr_rest_call_t *c, const wr_rest_req_t *req)
 static const char patch_type[] = "application/openstack-messaging-v2.0-json-patch";
 
 static const char *const reserved_keys[] = {
-    "_max_messages_post_size", "_default_message_ttl",
-    "_default_message_delay",  "_dead_letter_queue",
+    "_max_messages_post_size",         "_default_message_ttl",
+    "_default_message_delay",          "_dead_letter_queue",
     "_dead_letter_queue_messages_ttl", "_max_claim_count",
     "_enable_encrypt_messages",
 };
@@ -178,8 +178,8 @@ static bool has_ws_slash(const char *p)
 /* Zaqar's _validate_json_pointer + _decode_json_pointer, for the two-part
  * pointers /metadata/<key> a queue PATCH takes. Writes the root and the key
  * (unescaped, whitespace-stripped) and returns NULL, or a description. */
-static const char *decode_pointer(const char *ptr, char *root, size_t rcap, char *key,
-                                  size_t kcap, size_t *parts)
+static const char *decode_pointer(const char *ptr, char *root, size_t rcap, char *key, size_t kcap,
+                                  size_t *parts)
 {
     const char *p, *e;
     size_t n = strlen(ptr), np = 0;
@@ -299,8 +299,8 @@ static const char *wash_changes(json_t *doc, patch_st_t *st, char *why, size_t w
             return "Unable to find 'path' in JSON Schema change";
         if (!json_is_string(path))
             return "Pointer must be a string.";
-        err = decode_pointer(json_string_value(path), root, sizeof(root), ch->key,
-                             sizeof(ch->key), &parts);
+        err = decode_pointer(json_string_value(path), root, sizeof(root), ch->key, sizeof(ch->key),
+                             &parts);
         if (err)
             return err;
         if (parts != 2) {
@@ -407,9 +407,9 @@ static void on_patch_stat(void *arg, const wr_queue_stat_res_t *res)
     json_decref(st->doc);
     st->doc = meta;
     st->n = 0;
-    err = wr_queue_declare(c->srv->core, c->tenant, c->queue, &attrs,
-                           (wr_slice_t){blob.p, blob.len}, WR_DECL_UPDATE, c->loop, on_patch_set,
-                           c);
+    err =
+        wr_queue_declare(c->srv->core, c->tenant, c->queue, &attrs, (wr_slice_t){blob.p, blob.len},
+                         WR_DECL_UPDATE, c->loop, on_patch_set, c);
     wr_rest_buf_free(&blob);
     if (err != WR_OK)
         wr_rest_fail_err(c, err, "Queue could not be updated");

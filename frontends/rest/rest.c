@@ -44,12 +44,12 @@
 #include "../../core/log.h"
 #include "rest_int.h"
 
-#define MAX_HEADERS 128           /* header lines per request */
+#define MAX_HEADERS 128 /* header lines per request */
 #define LISTEN_BACKLOG 1024
-#define IDLE_TIMEOUT_S 120        /* a keep-alive connection with nothing to say */
-#define SEND_TIMEOUT_S 60         /* a client that does not read its response */
-#define LINGER_TIMEOUT_S 5        /* after a 413: how long to keep discarding */
-#define LINGER_MAX (8u << 20)     /* after a 413: how much to discard at most */
+#define IDLE_TIMEOUT_S 120    /* a keep-alive connection with nothing to say */
+#define SEND_TIMEOUT_S 60     /* a client that does not read its response */
+#define LINGER_TIMEOUT_S 5    /* after a 413: how long to keep discarding */
+#define LINGER_MAX (8u << 20) /* after a 413: how much to discard at most */
 
 /* ------------------------------------------------------------------------ */
 /* State                                                                    */
@@ -273,7 +273,8 @@ static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
      * line over 8 KiB). Answer instead, while the socket is still there,
      * unless a response to this request has already gone out. */
     if (perr != htparse_error_none && perr != htparse_error_user && !rc->pending && conn->bev &&
-        !rc->sh->fe->closing && (!conn->request || !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED))) {
+        !rc->sh->fe->closing &&
+        (!conn->request || !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED))) {
         if (perr == htparse_error_too_big)
             reject(rc, 431, "Request Header Fields Too Large",
                    "The request line or a header line is too long.");
@@ -511,8 +512,7 @@ static void bind_task(rest_shard_t *sh, int *rc)
     evhtp_set_post_accept_cb(htp, on_accept, sh);
     evhtp_set_timeouts(htp, &idle, &send);
     if (evhtp_bind_sockaddr(htp, (struct sockaddr *)&fe->addr, fe->addrlen, LISTEN_BACKLOG) != 0) {
-        wr_log(WR_LOG_ERROR, WR_LOGC_REST, "shard=%u: cannot listen: %s", sh->idx,
-               strerror(errno));
+        wr_log(WR_LOG_ERROR, WR_LOGC_REST, "shard=%u: cannot listen: %s", sh->idx, strerror(errno));
         evhtp_free(htp);
         *rc = -1;
         return;
@@ -661,7 +661,7 @@ static void rest_free(wr_frontend_t *base)
         for (rc = sh->conns; rc; rc = next) {
             next = rc->next;
             if (!rc->dead && rc->conn) {
-                rc->pending = false; /* nobody will answer now */
+                rc->pending = false;             /* nobody will answer now */
                 evhtp_connection_free(rc->conn); /* on_conn_fini frees rc */
             }
         }

@@ -90,8 +90,8 @@ typedef void (*wr_rest_done_cb)(void *arg, wr_rest_resp_t *resp);
 
 /* Limits and switches of the REST layer. */
 typedef struct wr_rest_limits {
-    uint32_t max_body_bytes;  /* whole request body; default 262144 */
-    uint32_t max_wait_ms;     /* ceiling of the wait= long-poll; default 20000 */
+    uint32_t max_body_bytes;   /* whole request body; default 262144 */
+    uint32_t max_wait_ms;      /* ceiling of the wait= long-poll; default 20000 */
     bool trust_project_header; /* accept X-Project-Id without a token */
 } wr_rest_limits_t;
 

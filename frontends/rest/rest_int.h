@@ -20,12 +20,12 @@
 /* ------------------------------------------------------------------------ */
 /* Limits (Zaqar's defaults, zaqar/conf/transport.py and validation.py)     */
 
-#define WR_REST_QUEUE_MAX 64          /* queue name length */
-#define WR_REST_PROJECT_MAX 256       /* X-Project-Id length on queue paths */
-#define WR_REST_META_MAX 65536        /* max_queue_metadata */
-#define WR_REST_PAGE_MAX 20           /* max_messages_per_page, max_queues_per_page */
-#define WR_REST_CLAIM_MAX 20          /* max_messages_per_claim_or_pop */
-#define WR_REST_PAGE_DEFAULT 10       /* default limit of lists and claims */
+#define WR_REST_QUEUE_MAX 64    /* queue name length */
+#define WR_REST_PROJECT_MAX 256 /* X-Project-Id length on queue paths */
+#define WR_REST_META_MAX 65536  /* max_queue_metadata */
+#define WR_REST_PAGE_MAX 20     /* max_messages_per_page, max_queues_per_page */
+#define WR_REST_CLAIM_MAX 20    /* max_messages_per_claim_or_pop */
+#define WR_REST_PAGE_DEFAULT 10 /* default limit of lists and claims */
 #define WR_REST_MSG_TTL_MIN 60
 #define WR_REST_MSG_TTL_MAX 1209600
 #define WR_REST_MSG_TTL_DEFAULT 3600
@@ -36,12 +36,12 @@
 #define WR_REST_GRACE_MIN 60
 #define WR_REST_GRACE_MAX 43200
 #define WR_REST_GRACE_DEFAULT 60
-#define WR_REST_POST_MAX 262144       /* max_messages_post_size */
-#define WR_REST_WAIT_MAX_S 20         /* wait= (warren extension) */
-#define WR_REST_JSON_DEPTH 128        /* deepest request document accepted */
-#define WR_REST_PATH_MAX 1024         /* decoded path bytes */
-#define WR_REST_ID_LEN 24             /* formatted message / claim id */
-#define WR_REST_PARAM_MAX 128         /* {id} path parameter kept (longer is no id) */
+#define WR_REST_POST_MAX 262144 /* max_messages_post_size */
+#define WR_REST_WAIT_MAX_S 20   /* wait= (warren extension) */
+#define WR_REST_JSON_DEPTH 128  /* deepest request document accepted */
+#define WR_REST_PATH_MAX 1024   /* decoded path bytes */
+#define WR_REST_ID_LEN 24       /* formatted message / claim id */
+#define WR_REST_PARAM_MAX 128   /* {id} path parameter kept (longer is no id) */
 
 /* ------------------------------------------------------------------------ */
 /* Output buffers and JSON (json.c)                                         */
@@ -251,10 +251,10 @@ struct wr_rest_call {
     wr_rest_route_id_t route;
     bool longpoll; /* counted in srv->longpolls until finished */
 
-    wr_slice_t tenant;   /* points into tenant_buf */
-    wr_slice_t queue;    /* points into queue_buf */
-    uint64_t producer;   /* hash of the Client-ID */
-    const char *param;   /* the {id} path parameter (decoded), in param_buf */
+    wr_slice_t tenant; /* points into tenant_buf */
+    wr_slice_t queue;  /* points into queue_buf */
+    uint64_t producer; /* hash of the Client-ID */
+    const char *param; /* the {id} path parameter (decoded), in param_buf */
     size_t param_len;
 
     /* Handler state: small common fields, and an optional owned struct. */
@@ -307,7 +307,8 @@ json_t *wr_rest_body_json(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_fail_body(wr_rest_call_t *c, const char *desc);
 
 /* "Invalid API request" 400 with a formatted description. */
-void wr_rest_fail_400(wr_rest_call_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void wr_rest_fail_400(wr_rest_call_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------------ */
 /* Handlers                                                                 */

@@ -65,11 +65,8 @@ static const route_t routes[WR_RT_COUNT] = {
                         true,
                         true,
                         true},
-    [WR_RT_MESSAGE] = {"GET, DELETE",
-                       {GET_ = wr_rest_msg_get, DELETE_ = wr_rest_msg_delete},
-                       true,
-                       true,
-                       true},
+    [WR_RT_MESSAGE] =
+        {"GET, DELETE", {GET_ = wr_rest_msg_get, DELETE_ = wr_rest_msg_delete}, true, true, true},
     [WR_RT_CLAIMS] = {"POST", {POST_ = wr_rest_claims_post}, true, true, true},
     [WR_RT_CLAIM] = {"GET, PATCH, DELETE",
                      {GET_ = wr_rest_claim_get, PATCH_ = wr_rest_claim_patch,
@@ -168,9 +165,9 @@ bool wr_rest_route_match(const char *path, size_t n, wr_rest_match_t *m)
         static const struct {
             const char *name;
             wr_rest_route_id_t r;
-        } sub[] = {{"stats", WR_RT_STATS},       {"purge", WR_RT_PURGE},
-                   {"share", WR_RT_SHARE},       {"messages", WR_RT_MESSAGES},
-                   {"claims", WR_RT_CLAIMS},     {"subscriptions", WR_RT_SUBS}};
+        } sub[] = {{"stats", WR_RT_STATS},   {"purge", WR_RT_PURGE},
+                   {"share", WR_RT_SHARE},   {"messages", WR_RT_MESSAGES},
+                   {"claims", WR_RT_CLAIMS}, {"subscriptions", WR_RT_SUBS}};
 
         for (size_t k = 0; k < sizeof(sub) / sizeof(sub[0]); k++)
             if (seg_is(seg[3], len[3], sub[k].name))
@@ -247,8 +244,8 @@ int wr_rest_qparam_int(wr_rest_call_t *c, const wr_rest_req_t *req, const char *
     if (n == -1)
         return 0;
     if (n < 0 || !wr_rest_parse_int(buf, (size_t)n, v)) {
-        snprintf(desc, sizeof(desc), "The \"%s\" parameter is invalid. The value must be an integer.",
-                 key);
+        snprintf(desc, sizeof(desc),
+                 "The \"%s\" parameter is invalid. The value must be an integer.", key);
         wr_rest_fail(c, 400, "Invalid parameter", desc);
         return -1;
     }
@@ -280,9 +277,9 @@ int wr_rest_qparam_bool(wr_rest_call_t *c, const wr_rest_req_t *req, const char 
 bool wr_rest_qparam_wait(wr_rest_call_t *c, const wr_rest_req_t *req, int64_t *wait_ms)
 {
     int64_t s = 0;
-    int r = wr_rest_qparam_int(c, req, "wait", 0, WR_REST_WAIT_MAX_S,
-                               "Wait must be at least 0 and may not be greater than 20 seconds.",
-                               &s);
+    int r =
+        wr_rest_qparam_int(c, req, "wait", 0, WR_REST_WAIT_MAX_S,
+                           "Wait must be at least 0 and may not be greater than 20 seconds.", &s);
 
     if (r < 0)
         return false;

@@ -178,8 +178,7 @@ void wr_rest_qiter_init(wr_rest_qiter_t *it, const char *q, size_t n)
     it->end = q ? q + n : q;
 }
 
-bool wr_rest_qiter_next(wr_rest_qiter_t *it, const char **k, size_t *kn, const char **v,
-                        size_t *vn)
+bool wr_rest_qiter_next(wr_rest_qiter_t *it, const char **k, size_t *kn, const char **v, size_t *vn)
 {
     while (it->p && it->p < it->end) {
         const char *amp = memchr(it->p, '&', (size_t)(it->end - it->p));

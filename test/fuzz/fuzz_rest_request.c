@@ -111,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r <= 0)
             break;
         if (got < sizeof(head))
-            memcpy(head + got, buf, (size_t)r < sizeof(head) - got ? (size_t)r : sizeof(head) - got);
+            memcpy(head + got, buf,
+                   (size_t)r < sizeof(head) - got ? (size_t)r : sizeof(head) - got);
         got += (size_t)r;
     }
     check_reply(head, got < sizeof(head) ? got : sizeof(head));

@@ -171,10 +171,15 @@ Test(rest_handle, hooks)
     static const char *const bad_cid[] = {"X-Project-Id", "p", "Client-ID", "nope", NULL};
     static const char *const no_proj[] = {"Client-ID", CID, NULL};
     static const char *const blank_proj[] = {"X-Project-Id", "  ", "Client-ID", CID, NULL};
-    static const char *const no_json[] = {"X-Project-Id", "p", "Client-ID", CID, "Accept",
-                                          "text/html", NULL};
-    static const char *const form[] = {"X-Project-Id", "p", "Client-ID", CID, "Content-Type",
-                                       "application/x-www-form-urlencoded", NULL};
+    static const char *const no_json[] = {"X-Project-Id", "p",         "Client-ID", CID,
+                                          "Accept",       "text/html", NULL};
+    static const char *const form[] = {"X-Project-Id",
+                                       "p",
+                                       "Client-ID",
+                                       CID,
+                                       "Content-Type",
+                                       "application/x-www-form-urlencoded",
+                                       NULL};
     t_resp_t *o;
 
     o = t_req_h(WR_REST_GET, "/v2/queues", NULL, no_cid);
@@ -296,8 +301,8 @@ Test(rest_handle, validation)
     cr_assert_eq(t_status(WR_REST_DELETE, "/v2/queues/v/messages?pop=21", NULL), 400);
     cr_assert_eq(t_status(WR_REST_POST, "/v2/queues/v/claims", "{\"ttl\": 30}"), 400);
     cr_assert_eq(t_status(WR_REST_POST, "/v2/queues/v/claims?wait=21", NULL), 400);
-    cr_assert_eq(t_status(WR_REST_PATCH, "/v2/queues/v/claims/000000000000000000000001", NULL),
-                 400, "PATCH needs a body");
+    cr_assert_eq(t_status(WR_REST_PATCH, "/v2/queues/v/claims/000000000000000000000001", NULL), 400,
+                 "PATCH needs a body");
     cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/v/messages/zzz", NULL), 404);
     cr_assert_eq(t_status(WR_REST_DELETE, "/v2/queues/v/messages/zzz", NULL), 204);
     cr_assert_eq(t_status(WR_REST_PUT, "/v2/queues/v", "{\"_default_message_ttl\": 10}"), 400);

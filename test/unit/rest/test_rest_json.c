@@ -15,9 +15,20 @@ static int chk(const char *s, unsigned depth)
 
 Test(rest_json, validator_accepts_json)
 {
-    const char *ok[] = {"0", "-0", "1.5e10", "-1E-2", "\"\"", "\"a\\u00e9\\n\\\"\"", "true",
-                        "false", "null", "[]", "{}", " [1, 2, {\"a\": [null]}] ",
-                        "{\"a\": {\"b\": {\"c\": []}}}", "\"caf\xc3\xa9 \xf0\x9f\x92\xa9\""};
+    const char *ok[] = {"0",
+                        "-0",
+                        "1.5e10",
+                        "-1E-2",
+                        "\"\"",
+                        "\"a\\u00e9\\n\\\"\"",
+                        "true",
+                        "false",
+                        "null",
+                        "[]",
+                        "{}",
+                        " [1, 2, {\"a\": [null]}] ",
+                        "{\"a\": {\"b\": {\"c\": []}}}",
+                        "\"caf\xc3\xa9 \xf0\x9f\x92\xa9\""};
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         cr_assert_eq(chk(ok[i], 64), WR_REST_JSON_OK, "%s", ok[i]);
@@ -25,12 +36,33 @@ Test(rest_json, validator_accepts_json)
 
 Test(rest_json, validator_refuses_non_json)
 {
-    const char *bad[] = {"",         " ",          "01",        "1.",          ".5",
-                         "+1",       "1e",         "tru",       "nul",         "[1,]",
-                         "{\"a\"}",  "{\"a\":}",   "{a: 1}",    "[1 2]",       "\"abc",
-                         "\"\\x\"",  "\"\\u12\"",  "\"\t\"",    "1 2",         "{}}",
-                         "]",        "[}",         "NaN",       "\"\xff\"",    "\"\xc0\xaf\"",
-                         "\"\xed\xa0\x80\"", "{\"a\":1,}"};
+    const char *bad[] = {"",
+                         " ",
+                         "01",
+                         "1.",
+                         ".5",
+                         "+1",
+                         "1e",
+                         "tru",
+                         "nul",
+                         "[1,]",
+                         "{\"a\"}",
+                         "{\"a\":}",
+                         "{a: 1}",
+                         "[1 2]",
+                         "\"abc",
+                         "\"\\x\"",
+                         "\"\\u12\"",
+                         "\"\t\"",
+                         "1 2",
+                         "{}}",
+                         "]",
+                         "[}",
+                         "NaN",
+                         "\"\xff\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xed\xa0\x80\"",
+                         "{\"a\":1,}"};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(chk(bad[i], 64), WR_REST_JSON_BAD, "%s", bad[i]);

@@ -17,9 +17,10 @@ static size_t parse(const char *doc, wr_rest_post_msg_t **m)
 
 Test(rest_post, common_documents)
 {
-    const char *doc = " { \"x\": [1, {\"messages\": 2}], \"messages\" : [ {\"body\" : {\"a\": [1, \"]}\"]},"
-                      " \"ttl\": 300}, {\"ttl\":60,\"body\":\"s\",\"delay\":5,\"other\":null},"
-                      "{\"body\": -1.5e3, \"delay\": \"x\"} ] } ";
+    const char *doc =
+        " { \"x\": [1, {\"messages\": 2}], \"messages\" : [ {\"body\" : {\"a\": [1, \"]}\"]},"
+        " \"ttl\": 300}, {\"ttl\":60,\"body\":\"s\",\"delay\":5,\"other\":null},"
+        "{\"body\": -1.5e3, \"delay\": \"x\"} ] } ";
     wr_rest_post_msg_t *m;
     size_t n = parse(doc, &m);
 
