@@ -362,7 +362,7 @@ int main(int argc, char **argv)
     wr_log_level_t lvl;
     sigset_t sigs;
     bool exit_now;
-    char http[96];
+    char http[96], amqp[96];
     int sig;
 
     if (wr_config_from_args(&p.cfg, argc, argv, stdout, stderr, &exit_now) != WR_OK)
@@ -384,8 +384,13 @@ int main(int argc, char **argv)
         return 1;
     }
     fmt_addr(http, sizeof(http), p.cfg.http_addr, p.cfg.http_port);
-    wr_log(WR_LOG_INFO, WR_LOGC_CORE, "warrend ready http=%s shards=%u zone=%s store=%s data=%s",
-           http, wr_core_shards(p.core), p.cfg.zone, p.cfg.store, p.cfg.data_dir);
+    if (frontend_named("amqp"))
+        fmt_addr(amqp, sizeof(amqp), p.cfg.amqp_addr, p.cfg.amqp_port);
+    else
+        snprintf(amqp, sizeof(amqp), "off");
+    wr_log(WR_LOG_INFO, WR_LOGC_CORE,
+           "warrend ready http=%s shards=%u amqp=%s zone=%s store=%s data=%s", http,
+           wr_core_shards(p.core), amqp, p.cfg.zone, p.cfg.store, p.cfg.data_dir);
 
     do {
         sig = sigwaitinfo(&sigs, NULL);
