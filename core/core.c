@@ -173,6 +173,22 @@ static size_t make_key(char *buf, wr_slice_t tenant, wr_slice_t queue)
     return tenant.len + 1 + queue.len;
 }
 
+unsigned wr__shard_of_hash(const wr_core_t *core, uint64_t hash)
+{
+    return shard_of_hash(core, hash);
+}
+
+wr__shard_t *wr__shard_here(wr_core_t *core)
+{
+    wr_loop_t *loop = wr_loop_current();
+    unsigned id;
+
+    if (!loop)
+        return NULL;
+    id = wr_loop_id(loop);
+    return id < core->nshards && core->shards[id].loop == loop ? &core->shards[id] : NULL;
+}
+
 unsigned wr_core_shard_of(const wr_core_t *core, wr_slice_t tenant, wr_slice_t queue)
 {
     return shard_of_hash(core, wr__hash_name(tenant, queue));
@@ -191,6 +207,11 @@ wr_err_t wr__enter(wr_core_t *core)
         return WR_ESHUTDOWN;
     }
     return WR_OK;
+}
+
+void wr__enter_child(wr_core_t *core)
+{
+    atomic_fetch_add(&core->inflight, 1);
 }
 
 void wr__leave(wr_core_t *core)
@@ -229,8 +250,10 @@ void wr__req_submit(wr__req_t *r)
 
 static void free_views(wr_msgs_res_t *res)
 {
-    for (size_t i = 0; i < res->n; i++)
+    for (size_t i = 0; i < res->n; i++) {
         wr_body_unref(res->msgs[i].body);
+        wr_body_unref(res->msgs[i].route);
+    }
     free((void *)res->msgs);
 }
 
@@ -265,6 +288,12 @@ static void req_free(wr__req_t *r)
     case WR__OP_CLAIM_RENEW:
     case WR__OP_CLAIM_RELEASE:
     case WR__OP_TOPO:
+    case WR__OP_ROUTE_PART:
+        break;
+    case WR__OP_ROUTE:
+        for (size_t i = 0; i < r->in.route.n; i++)
+            wr_body_unref(r->in.route.msgs[i].body);
+        wr_body_unref(r->in.route.route);
         break;
     }
     wr__persist_free_aux(r);
@@ -307,6 +336,11 @@ static void on_reply(void *arg)
     case WR__OP_METRICS:
         wr__gather_merge(r);
         r->cb.metrics(r->arg, &r->out.metrics);
+        break;
+    case WR__OP_ROUTE:
+        r->cb.route(r->arg, &r->out.route);
+        break;
+    case WR__OP_ROUTE_PART:
         break;
     }
     req_free(r);

@@ -94,6 +94,10 @@ typedef struct wr__claim wr__claim_t;
 #define WR__MSG_PERSISTENT 0x01u
 #define WR__MSG_REDELIVERED 0x02u
 #define WR__MSG_PURGED 0x04u /* purged while claimed: remove when the claim ends */
+#define WR__MSG_ROUTE 0x08u  /* `route` is set (not `producer`) */
+/* Bits 8..15 of flags: the priority (as capped by the queue). */
+#define WR__MSG_PRIO_SHIFT 8
+#define WR__MSG_PRIO(m) ((uint8_t)((m)->flags >> WR__MSG_PRIO_SHIFT))
 
 /* 72 bytes: with a 100-byte body (one ~128-byte allocation) and a 16-byte
  * index slot, a message costs ~216 bytes. */
@@ -104,7 +108,13 @@ typedef struct wr__msg {
     int64_t ttl_ms;     /* as published; 0 = never expires */
     int64_t expires_ms; /* INT64_MAX = never; claims only ever raise it */
     int64_t visible_ms; /* delay: not claimable before */
-    uint64_t producer;
+    /* A message published with wr_publish keeps its producer; a routed one
+     * its exchange and routing key instead (WR__MSG_ROUTE; NULL = the
+     * default exchange with the queue's name), to fit the 72 bytes. */
+    union {
+        uint64_t producer;
+        wr_body_t *route; /* props = exchange, body = routing key */
+    };
     wr__claim_t *claim; /* last claim taken; live only while claim->expires_ms > now */
     uint32_t claim_count;
     uint32_t flags;
@@ -366,6 +376,43 @@ void wr__topo_fini(wr__shard_t *sh);
 void wr__topo_queue_gone(wr__shard_t *sh, const wr__queue_t *q, wr__req_t *parent);
 
 /* ------------------------------------------------------------------------ */
+/* Routed publish (route.c)                                                 */
+
+/* A target queue of a routed publish, in its part request. */
+typedef struct wr__rtarget {
+    uint64_t hash;
+    const char *key; /* tenant '\0' queue */
+    size_t klen;
+    /* On the target shard: */
+    wr__queue_t *q;    /* during the part's first task only */
+    uint64_t first_id; /* ids first_id .. first_id + n - 1 were appended */
+    uint64_t first_pos;
+    bool stored;
+} wr__rtarget_t;
+
+void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r);
+/* After the part's store write (or at once): counts, then the parent. */
+void wr__route_part_done(wr__shard_t *sh, wr__req_t *r);
+void wr__route_part_rollback(wr__shard_t *sh, wr__req_t *r);
+/* Frees the shard's routing scratch. */
+void wr__route_fini(wr__shard_t *sh);
+
+/* message.c, for routed appends */
+/* A new message for q from in; the body reference is taken over when
+ * `take`, else a new one is made; route (may be NULL) gets a reference. */
+wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *route,
+                       int64_t now);
+/* Would n more messages of `bytes` body bytes pass max_length/max_bytes? */
+bool wr__queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes);
+/* Drops the oldest messages beyond max_length/max_bytes (drop-head). */
+void wr__queue_drop_head(wr__shard_t *sh, wr__queue_t *q);
+/* The message's route body (NULL if none). */
+static inline wr_body_t *wr__msg_route(const wr__msg_t *m)
+{
+    return (m->flags & WR__MSG_ROUTE) ? m->route : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Shards (shard.c) and the core (core.c)                                   */
 
 struct wr__shard {
@@ -383,6 +430,11 @@ struct wr__shard {
     wr_store_op_t *dels;
     size_t ndels, dels_cap;
     wr__map_t topos; /* tenant -> wr__topo_t: this shard's topology replica */
+    /* Routing scratch, reused by every publish routed on this shard. */
+    struct wr__rscratch *rt;
+    size_t nrt, rt_cap;
+    const wr__exch_t **rvisit;
+    size_t rvisit_cap;
 };
 
 struct wr_core {
@@ -428,6 +480,8 @@ typedef enum {
     WR__OP_QLIST,
     WR__OP_METRICS,
     WR__OP_TOPO, /* exchange/binding change (topology.c); own tasks, not wr__exec */
+    WR__OP_ROUTE,      /* routed publish (route.c): routes, then waits for its parts */
+    WR__OP_ROUTE_PART, /* the messages for the target queues of one shard */
 } wr__op_t;
 
 /* One shard's answer to a gather. */
@@ -451,6 +505,7 @@ struct wr__req {
         wr_publish_cb publish;
         wr_msgs_cb msgs;
         wr_metrics_cb metrics;
+        wr_route_cb route;
     } cb;
     void *arg;
     wr__op_t op;
@@ -528,6 +583,26 @@ struct wr__req {
             size_t qklen;
             wr__req_t *parent; /* internal: complete this when done */
         } topo;
+        struct {
+            wr_msg_in_t *msgs; /* bodies owned (released with the request) */
+            size_t n;
+            unsigned flags;
+            wr_body_t *route;  /* exchange + routing key kept by the messages */
+            wr_slice_t exchange, key;
+            const wr_header_t *hdrs;
+            size_t nhdrs;
+            uint32_t *reached;
+            _Atomic uint32_t nreached; /* every message goes to the same queues */
+            _Atomic int err;           /* first error of a part */
+            uint64_t skip_hash;        /* dead-lettering: not back to this queue */
+            const char *skip_key;
+            size_t skip_klen;
+        } route;
+        struct {
+            wr__req_t *parent;
+            struct wr__rtarget *t;
+            size_t nt;
+        } part;
     } in;
 
     union {
@@ -538,6 +613,7 @@ struct wr__req {
         wr_msgs_res_t msgs;
         wr_queue_list_res_t qlist;
         wr_metrics_res_t metrics;
+        wr_route_res_t route;
     } out;
     wr_body_t *out_meta; /* stat: reference held on the metadata */
 
@@ -546,6 +622,9 @@ struct wr__req {
 
 /* Counts a request in flight, or WR_ESHUTDOWN once wr_core_stop began. */
 wr_err_t wr__enter(wr_core_t *core);
+/* Counts a request made on behalf of one already in flight (never fails:
+ * its parent keeps shutdown waiting). */
+void wr__enter_child(wr_core_t *core);
 /* Undoes wr__enter for a call that failed before posting. */
 void wr__leave(wr_core_t *core);
 /*
@@ -556,6 +635,10 @@ wr__req_t *wr__req_new(wr_core_t *core, wr__op_t op, size_t extra, wr_slice_t te
                        wr_slice_t queue, wr_loop_t *reply, void *arg);
 /* Posts to the owning shard. */
 void wr__req_submit(wr__req_t *r);
+/* The shard owning a key hash (wr__hash_key of tenant '\0' queue). */
+unsigned wr__shard_of_hash(const wr_core_t *core, uint64_t hash);
+/* The shard of the calling thread's loop, or NULL if it is not a shard. */
+wr__shard_t *wr__shard_here(wr_core_t *core);
 /* On the shard: flushes queued store deletes, posts the completion to the
  * reply loop; the cb runs there, then the request and its result
  * references are freed. */
@@ -599,6 +682,10 @@ wr_err_t wr__persist_queue(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r);
  * live). WR_OK: wr__exec_stored follows; WR_EAGAIN: nothing to write. */
 wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_t first,
                           size_t n);
+/* The same over nq queues, n messages from positions firsts[i] in qs[i]
+ * (durable queues only), as one store write. */
+wr_err_t wr__persist_msgs_multi(wr__shard_t *sh, wr__req_t *r, wr__queue_t *const *qs,
+                                const uint64_t *firsts, size_t nq, size_t n);
 /* Queues a store delete; written by wr__persist_flush at the task's end. */
 void wr__persist_del_msg(wr__shard_t *sh, const wr__queue_t *q, uint64_t id);
 void wr__persist_del_queue(wr__shard_t *sh, const wr__queue_t *q);

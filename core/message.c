@@ -13,23 +13,38 @@
 /* ------------------------------------------------------------------------ */
 /* Publish                                                                  */
 
-static wr__msg_t *msg_new(wr__queue_t *q, wr_msg_in_t *in, int64_t now)
+wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *route,
+                       int64_t now)
 {
     wr__msg_t *m = wr__xmalloc(sizeof(*m));
     int64_t ttl = in->ttl_ms ? in->ttl_ms : q->attrs.default_ttl_ms;
     int64_t delay = in->delay_ms >= 0 ? in->delay_ms : q->attrs.default_delay_ms;
+    uint8_t prio = 0;
 
     m->id = q->next_id++;
-    m->body = in->body;
-    in->body = NULL; /* the queue owns the reference now */
+    if (take) {
+        m->body = in->body;
+        in->body = NULL; /* the queue owns the reference now */
+    } else {
+        m->body = wr_body_ref(in->body);
+    }
     m->enqueued_ms = now;
     m->ttl_ms = ttl > 0 ? ttl : 0;
     m->expires_ms = m->ttl_ms ? now + m->ttl_ms : INT64_MAX;
     m->visible_ms = now + (delay > 0 ? delay : 0);
-    m->producer = in->producer;
     m->claim = NULL;
     m->claim_count = 0;
     m->flags = in->persistent ? WR__MSG_PERSISTENT : 0;
+    if (q->attrs.max_priority)
+        prio = WR__MIN(in->priority, q->attrs.max_priority);
+    m->flags |= (uint32_t)prio << WR__MSG_PRIO_SHIFT;
+    if (route || !take) {
+        /* Routed: the route replaces the producer (see wr__msg_t). */
+        m->flags |= WR__MSG_ROUTE;
+        m->route = route ? wr_body_ref(route) : NULL;
+    } else {
+        m->producer = in->producer;
+    }
 
     /* Keep the orderings the expiry pass and claim scan rely on. */
     if (m->expires_ms < q->last_orig_exp)
@@ -45,9 +60,15 @@ static wr__msg_t *msg_new(wr__queue_t *q, wr_msg_in_t *in, int64_t now)
     return m;
 }
 
+bool wr__queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes)
+{
+    return !((q->attrs.max_length && q->ix.live + n > q->attrs.max_length) ||
+             (q->attrs.max_bytes && q->bytes + bytes > q->attrs.max_bytes));
+}
+
 /* Enforces max_length / max_bytes under drop-head: the oldest go first,
  * claimed or not, since the limit counts both. */
-static void drop_head(wr__shard_t *sh, wr__queue_t *q)
+void wr__queue_drop_head(wr__shard_t *sh, wr__queue_t *q)
 {
     uint64_t max_len = q->attrs.max_length, max_bytes = q->attrs.max_bytes;
 
@@ -96,16 +117,14 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
         res->err = WR_ETOOBIG;
         goto done;
     }
-    if (q->attrs.overflow == WR_OVERFLOW_REJECT &&
-        ((q->attrs.max_length && q->ix.live + n > q->attrs.max_length) ||
-         (q->attrs.max_bytes && q->bytes + total > q->attrs.max_bytes))) {
+    if (q->attrs.overflow != WR_OVERFLOW_DROP_HEAD && !wr__queue_fits(q, n, total)) {
         res->err = WR_EQUOTA;
         goto done;
     }
 
     first = wr__ix_end(&q->ix);
     for (size_t i = 0; i < n; i++) {
-        wr__msg_t *m = msg_new(q, &in[i], now);
+        wr__msg_t *m = wr__msg_new(q, &in[i], true, NULL, now);
         wr__ix_append(&q->ix, m);
         ids[i] = m->id;
     }
@@ -120,7 +139,7 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
         res->err = err;
         goto done;
     }
-    drop_head(sh, q);
+    wr__queue_drop_head(sh, q);
     wr__serve_waiters(sh, q, now);
     wr__queue_note_waiters(sh, q, now);
     wr__ix_tidy(&q->ix);
@@ -159,7 +178,7 @@ void wr__exec_mlist(wr__shard_t *sh, wr__req_t *r)
             continue;
         if (!(flags & WR_LIST_DELAYED) && m->visible_ms > now)
             continue;
-        if ((flags & WR_LIST_HIDE_OWN) && m->producer == producer)
+        if ((flags & WR_LIST_HIDE_OWN) && !(m->flags & WR__MSG_ROUTE) && m->producer == producer)
             continue;
         if (!views)
             views = wr__xmalloc(WR__MIN((size_t)limit, q->ix.live) * sizeof(*views));

@@ -110,15 +110,22 @@ wr_err_t wr__persist_queue(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r)
 
 wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_t first, size_t n)
 {
+    return wr__persist_msgs_multi(sh, r, &q, &first, 1, n);
+}
+
+wr_err_t wr__persist_msgs_multi(wr__shard_t *sh, wr__req_t *r, wr__queue_t *const *qs,
+                                const uint64_t *firsts, size_t nq, size_t n)
+{
     size_t k = 0, bytes = 0, off = 0;
-    uint64_t end = first + n;
     aux_t *a;
 
-    for (uint64_t p = first; p < end; p++) {
-        const wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
-        if (m->flags & WR__MSG_PERSISTENT) {
-            k++;
-            bytes += MSG_HDR + m->body->props_len + m->body->body_len;
+    for (size_t i = 0; i < nq; i++) {
+        for (uint64_t p = firsts[i]; p < firsts[i] + n; p++) {
+            const wr__msg_t *m = wr__ix_slot(&qs[i]->ix, p)->m;
+            if (m->flags & WR__MSG_PERSISTENT) {
+                k++;
+                bytes += MSG_HDR + m->body->props_len + m->body->body_len;
+            }
         }
     }
     if (!k)
@@ -127,10 +134,14 @@ wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_
     a->ops = wr__xcalloc(k, sizeof(*a->ops));
     a->buf = wr__xmalloc(bytes);
     k = 0;
-    for (uint64_t p = first; p < end; p++) {
+    for (size_t i = 0; i < nq; i++) {
+    wr__queue_t *q = qs[i];
+    for (uint64_t p = firsts[i]; p < firsts[i] + n; p++) {
         const wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
         unsigned char *start = a->buf + off, *w = start, v = REC_V1, fl = (unsigned char)m->flags;
         uint32_t plen = m->body->props_len, blen = m->body->body_len;
+        /* The route is not recorded yet (nor read back): v1 has no field. */
+        uint64_t producer = (m->flags & WR__MSG_ROUTE) ? 0 : m->producer;
         if (!(m->flags & WR__MSG_PERSISTENT))
             continue;
         w = put(w, &v, 1);
@@ -141,13 +152,14 @@ wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_
         w = put(w, &m->enqueued_ms, 8);
         w = put(w, &m->ttl_ms, 8);
         w = put(w, &m->visible_ms, 8);
-        w = put(w, &m->producer, 8);
+        w = put(w, &producer, 8);
         w = put(w, m->body->data, (size_t)plen + blen);
         a->ops[k++] = (wr_store_op_t){.kind = WR_STORE_PUT_MSG,
                                       .q = q->qid,
                                       .seq = m->id,
                                       .val = {start, (size_t)(w - start)}};
         off += (size_t)(w - start);
+    }
     }
     return write_waited(sh, r, a, k);
 }
@@ -205,8 +217,13 @@ void wr__exec_stored(wr__shard_t *sh, wr__req_t *r)
             r->out.publish.err = WR_EIO;
         } else if (r->op == WR__OP_DECLARE) {
             r->out.declare.err = WR_EIO;
+        } else if (r->op == WR__OP_ROUTE_PART) {
+            wr__route_part_rollback(sh, r);
         }
     }
-    wr__complete(r);
+    if (r->op == WR__OP_ROUTE_PART)
+        wr__route_part_done(sh, r);
+    else
+        wr__complete(r);
 }
 

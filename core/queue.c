@@ -77,6 +77,7 @@ void wr__queue_free(wr__queue_t *q)
          p = wr__ix_next(&q->ix, p + 1)) {
         wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
         wr_body_unref(m->body);
+        wr_body_unref(wr__msg_route(m));
         free(m);
     }
     wr__ix_fini(&q->ix);
@@ -123,6 +124,7 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
     if ((m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q))
         wr__persist_del_msg(sh, q, m->id);
     wr_body_unref(m->body);
+    wr_body_unref(wr__msg_route(m));
     free(m);
     if (q->ix.live == 0) {
         reset_order(q);
@@ -139,11 +141,20 @@ void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now)
     v->enqueued_ms = m->enqueued_ms;
     v->ttl_ms = m->ttl_ms;
     v->expires_ms = m->expires_ms;
-    v->producer = m->producer;
+    v->producer = (m->flags & WR__MSG_ROUTE) ? 0 : m->producer;
     v->claim_id = c ? c->id : 0;
     v->claim_count = m->claim_count;
     v->redelivered = (m->flags & WR__MSG_REDELIVERED) != 0;
     v->persistent = (m->flags & WR__MSG_PERSISTENT) != 0;
+    v->priority = WR__MSG_PRIO(m);
+    v->route = wr__msg_route(m);
+    if (v->route) {
+        wr_body_ref(v->route);
+        v->exchange = (wr_slice_t){v->route->data, v->route->props_len};
+        v->routing_key = (wr_slice_t){wr_body_bytes(v->route), v->route->body_len};
+    } else {
+        v->exchange = v->routing_key = (wr_slice_t){"", 0};
+    }
 }
 
 uint64_t wr__queue_delayed(const wr__queue_t *q, int64_t now)

@@ -65,6 +65,7 @@ void wr__shard_fini(wr__shard_t *sh)
             free(sh->parked.e[i].val);
     wr__map_fini(&sh->parked);
     wr__topo_fini(sh);
+    wr__route_fini(sh);
     if (sh->sweep_ev)
         event_free(sh->sweep_ev);
     wr_loop_free(sh->loop);
@@ -130,10 +131,14 @@ void wr__exec(void *arg)
     case WR__OP_CLAIM_RELEASE:
         wr__exec_claim_release(sh, r);
         break;
+    case WR__OP_ROUTE_PART:
+        wr__exec_route_part(sh, r);
+        break;
     case WR__OP_QLIST:
     case WR__OP_METRICS:
     case WR__OP_TOPO:
-        /* Gathers and topology changes run as their own tasks. */
+    case WR__OP_ROUTE:
+        /* Gathers, topology changes and routing run as their own tasks. */
         wr_panic(__FILE__, __LINE__, "gather request in wr__exec");
     }
     wr__persist_flush(sh);

@@ -122,6 +122,8 @@ typedef struct wr_queue_attrs {
     uint64_t max_bytes;        /* sum of body bytes; 0 = unlimited */
     wr_overflow_t overflow;
     uint32_t max_post_bytes;   /* one publish batch's body bytes; 0 = core max */
+    uint8_t max_priority;      /* x-max-priority: claims and deliveries take higher
+                                  priorities first, FIFO within one; 0 = none */
 } wr_queue_attrs_t;
 
 /*
@@ -217,8 +219,10 @@ typedef struct wr_msg_in {
     wr_body_t *body;    /* the call takes this reference */
     int64_t ttl_ms;     /* > 0; or 0: the queue's default TTL, else never */
     int64_t delay_ms;   /* >= 0; or -1: the queue's default delay */
-    uint64_t producer;  /* opaque publisher identity (hash of Client-ID) */
+    uint64_t producer;  /* opaque publisher identity (hash of Client-ID);
+                           not kept by wr_publish_routed */
     bool persistent;
+    uint8_t priority;   /* used by queues with max_priority (capped to it) */
 } wr_msg_in_t;
 
 #define WR_PUB_CREATE 0x01u /* create the queue (default attrs) if missing */
@@ -249,6 +253,12 @@ typedef struct wr_msg_view {
     uint32_t claim_count; /* times it has been claimed */
     bool redelivered;     /* claimed before and released or expired */
     bool persistent;
+    uint8_t priority;
+    /* Where it was published (wr_publish_routed): exchange and routing key.
+     * Both empty for a message published with wr_publish, or routed through
+     * the default exchange: its routing key is then the queue's name. */
+    wr_slice_t exchange, routing_key;
+    wr_body_t *route; /* borrowed: holds exchange and routing key bytes (or NULL) */
 } wr_msg_view_t;
 
 typedef struct wr_msgs_res {
@@ -440,6 +450,51 @@ wr_err_t wr_exchange_bind(wr_core_t *core, wr_slice_t tenant, wr_slice_t destina
 wr_err_t wr_exchange_unbind(wr_core_t *core, wr_slice_t tenant, wr_slice_t destination,
                             wr_slice_t source, wr_slice_t key, const wr_header_t *args,
                             size_t nargs, wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Routed publish                                                           */
+
+#define WR_PUB_MANDATORY 0x02u /* the caller will return unroutable messages
+                                  (reached[i] == 0); the core reports reached
+                                  counts either way */
+
+typedef struct wr_route_res {
+    /* WR_ENOTFOUND (no such exchange), WR_EDENIED (internal exchange),
+     * WR_ESHUTDOWN: nothing was published. WR_EQUOTA (a queue with overflow
+     * reject refused them), WR_EIO (a durable queue could not store them):
+     * published to the other queues (see reached); an AMQP front end nacks. */
+    wr_err_t err;
+    const uint32_t *reached; /* n counts: queues that stored message i */
+    size_t n;
+} wr_route_res_t;
+typedef void (*wr_route_cb)(void *arg, const wr_route_res_t *res);
+
+/*
+ * Publishes n messages (1..WR_BATCH_MAX) through an exchange of the tenant
+ * with one routing key and one header list (the headers exchange matches
+ * them; the core keeps no copy after routing). Every message goes to the
+ * same set of queues, each queue at most once however many bindings or
+ * exchange-to-exchange paths lead to it (cycles end). "" is the default
+ * exchange: the queue named by the routing key.
+ *
+ * Routing reads the topology replica of the calling thread's shard when the
+ * caller runs on a shard loop (wr_core_loop), else of shard 0 (one hop). The
+ * messages then go to each target queue's shard as one request per shard,
+ * sharing the bodies. The callback fires once every target has stored them
+ * as durably as it asks (durable queue + persistent message: synced).
+ *
+ * Order: the messages of one caller thread reach each queue in call order.
+ * Each message keeps the exchange and routing key (for deliveries and
+ * dead-lettering); the producer field is not kept.
+ *
+ * The bodies' references pass to the core even when the call fails. The
+ * call returns WR_EINVAL for bad arguments and WR_ETOOBIG for an oversized
+ * body. cb may be NULL (fire and forget; reply may then be NULL too).
+ */
+wr_err_t wr_publish_routed(wr_core_t *core, wr_slice_t tenant, wr_slice_t exchange,
+                           wr_slice_t routing_key, const wr_header_t *headers, size_t nheaders,
+                           wr_msg_in_t *msgs, size_t n, unsigned flags, wr_loop_t *reply,
+                           wr_route_cb cb, void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Observation                                                              */

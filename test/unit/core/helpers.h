@@ -106,8 +106,10 @@ static T_UNUSED void t_call_free(t_call_t *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; c->msgs && i < c->n; i++)
+    for (size_t i = 0; c->msgs && i < c->n; i++) {
         wr_body_unref(c->msgs[i].body);
+        wr_body_unref(c->msgs[i].route);
+    }
     free(c->msgs);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -218,6 +220,8 @@ static T_UNUSED void t_on_msgs(void *arg, const wr_msgs_res_t *res)
         memcpy(c->msgs, res->msgs, res->n * sizeof(*c->msgs));
         for (size_t i = 0; i < res->n; i++) {
             wr_body_ref(c->msgs[i].body);
+            if (c->msgs[i].route)
+                wr_body_ref(c->msgs[i].route);
             if (i < WR_BATCH_MAX)
                 c->ids[i] = res->msgs[i].id;
         }
@@ -541,6 +545,86 @@ static T_UNUSED wr_err_t t_exbind(bool bind, const char *tenant, const char *des
     err = t_wait(c)->err;
     t_call_free(c);
     return err;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Routed publish                                                           */
+
+typedef struct t_route {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, on_reply_loop;
+    wr_err_t err;
+    size_t n;
+    uint32_t reached[WR_BATCH_MAX];
+} t_route_t;
+
+static T_UNUSED void t_on_route(void *arg, const wr_route_res_t *res)
+{
+    t_route_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->err = res->err;
+    c->n = res->n;
+    if (res->n)
+        memcpy(c->reached, res->reached, res->n * sizeof(uint32_t));
+    c->on_reply_loop = wr_loop_is_current(T.loop);
+    c->done = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static T_UNUSED void t_route_wait(t_route_t *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 10;
+    pthread_mutex_lock(&c->mu);
+    while (!c->done)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&c->mu);
+    cr_assert(c->done, "route callback did not run");
+    cr_assert(c->on_reply_loop, "route callback ran off the reply loop");
+}
+
+/* Publishes msgs through ex/key with headers; returns err, reached of the
+ * first message in *reached (may be NULL). */
+static T_UNUSED wr_err_t t_route_msgs(const char *tenant, const char *ex, const char *key,
+                                      const wr_header_t *h, size_t nh, wr_msg_in_t *msgs,
+                                      size_t n, uint32_t *reached)
+{
+    t_route_t c = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    cr_assert_eq(wr_publish_routed(T.core, S(tenant), S(ex), S(key), h, nh, msgs, n, 0, T.loop,
+                                   t_on_route, &c),
+                 WR_OK);
+    t_route_wait(&c);
+    cr_assert_eq(c.n, c.err == WR_OK || c.err == WR_EQUOTA || c.err == WR_EIO ? n : c.n);
+    for (size_t i = 1; i < c.n; i++)
+        cr_assert_eq(c.reached[i], c.reached[0]);
+    if (reached)
+        *reached = c.n ? c.reached[0] : 0;
+    return c.err;
+}
+
+/* One message with body `body`; returns the number of queues reached
+ * (asserting err == WR_OK). */
+static T_UNUSED uint32_t t_route1(const char *tenant, const char *ex, const char *key,
+                                  const wr_header_t *h, size_t nh, const char *body)
+{
+    wr_msg_in_t m = t_msg(body, 0, -1, 0);
+    uint32_t reached = 0;
+    wr_err_t err = t_route_msgs(tenant, ex, key, h, nh, &m, 1, &reached);
+    cr_assert_eq(err, WR_OK, "route err %d", err);
+    return reached;
+}
+
+/* Ready messages in a queue (stat total - claimed). */
+static T_UNUSED uint64_t t_depth(const char *tenant, const char *q)
+{
+    t_call_t *c = t_stat(tenant, q);
+    uint64_t n = c->err == WR_OK ? c->stat.total : 0;
+    t_call_free(c);
+    return n;
 }
 
 #endif
