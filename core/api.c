@@ -47,8 +47,11 @@ wr_err_t wr_queue_declare(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue,
     if (meta.len > WR_META_MAX || (meta.len && !meta.ptr))
         return WR_EINVAL;
     if (attrs && (!dur_ok(attrs->default_ttl_ms) || !dur_ok(attrs->default_delay_ms) ||
+                  !dur_ok(attrs->expires_ms) ||
                   (attrs->overflow != WR_OVERFLOW_DROP_HEAD &&
-                   attrs->overflow != WR_OVERFLOW_REJECT)))
+                   attrs->overflow != WR_OVERFLOW_REJECT &&
+                   attrs->overflow != WR_OVERFLOW_REJECT_DLX) ||
+                  (attrs->exclusive && !attrs->owner)))
         return WR_EINVAL;
     err = start(core, WR__OP_DECLARE, 0, tenant, queue, reply, cb != NULL, arg, &r);
     if (err != WR_OK)
@@ -80,8 +83,8 @@ wr_err_t wr_queue_stat(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_
     return WR_OK;
 }
 
-wr_err_t wr_queue_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, unsigned flags,
-                         wr_loop_t *reply, wr_count_cb cb, void *arg)
+wr_err_t wr_queue_delete_as(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, unsigned flags,
+                            uint64_t owner, wr_loop_t *reply, wr_count_cb cb, void *arg)
 {
     wr__req_t *r;
     wr_err_t err = start(core, WR__OP_QDELETE, 0, tenant, queue, reply, cb != NULL, arg, &r);
@@ -90,12 +93,19 @@ wr_err_t wr_queue_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, u
         return err;
     r->cb.count = cb;
     r->in.qdelete.flags = flags;
+    r->in.qdelete.owner = owner;
     wr__req_submit(r);
     return WR_OK;
 }
 
-wr_err_t wr_queue_purge(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_loop_t *reply,
-                        wr_count_cb cb, void *arg)
+wr_err_t wr_queue_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, unsigned flags,
+                         wr_loop_t *reply, wr_count_cb cb, void *arg)
+{
+    return wr_queue_delete_as(core, tenant, queue, flags, 0, reply, cb, arg);
+}
+
+wr_err_t wr_queue_purge_as(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t owner,
+                           wr_loop_t *reply, wr_count_cb cb, void *arg)
 {
     wr__req_t *r;
     wr_err_t err = start(core, WR__OP_PURGE, 0, tenant, queue, reply, cb != NULL, arg, &r);
@@ -103,8 +113,15 @@ wr_err_t wr_queue_purge(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr
     if (err != WR_OK)
         return err;
     r->cb.count = cb;
+    r->in.qdelete.owner = owner;
     wr__req_submit(r);
     return WR_OK;
+}
+
+wr_err_t wr_queue_purge(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_loop_t *reply,
+                        wr_count_cb cb, void *arg)
+{
+    return wr_queue_purge_as(core, tenant, queue, 0, reply, cb, arg);
 }
 
 static void unref_msgs(wr_msg_in_t *msgs, size_t n)

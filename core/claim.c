@@ -43,7 +43,7 @@ static uint64_t claim_end(wr__shard_t *sh, wr__queue_t *q, wr__claim_t *c)
             wr__queue_remove(sh, q, pos);
             continue;
         }
-        q->free_id = WR__MIN(q->free_id, m->id);
+        wr__queue_freed(q, m);
         released++;
     }
     wr__map_del(&q->claims, wr__hash_u64(c->id), &c->id, sizeof(c->id));
@@ -96,6 +96,81 @@ void wr__claims_free(wr__queue_t *q)
 /* ------------------------------------------------------------------------ */
 /* The scan                                                                 */
 
+static void scan_level(wr__queue_t *q, wr__scan_t *s, int level)
+{
+    s->level = level;
+    if (level < 0) {
+        s->ix = &q->ix;
+        s->free_id = &q->free_id;
+    } else {
+        s->ix = &q->plv[level].ix;
+        s->free_id = &q->plv[level].free_id;
+    }
+    s->started = false;
+    s->contiguous = true; /* everything from *free_id to pos is claimed */
+}
+
+void wr__scan_start(wr__queue_t *q, wr__scan_t *s)
+{
+    scan_level(q, s, q->plv ? q->attrs.max_priority : -1);
+}
+
+/* The main index position of the message at the scan's position. */
+static uint64_t main_pos(const wr__queue_t *q, const wr__scan_t *s)
+{
+    uint64_t pos = s->pos;
+
+    if (s->level >= 0)
+        WR_ASSERT(wr__ix_find(&q->ix, wr__ix_slot(s->ix, s->pos)->id, &pos));
+    return pos;
+}
+
+wr__msg_t *wr__scan_next(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s, int64_t now)
+{
+    while (s->ix) {
+        wr__index_t *ix = s->ix;
+        uint64_t p = s->started ? wr__ix_next(ix, s->pos + 1)
+                                : wr__ix_next(ix, wr__ix_lower_bound(ix, *s->free_id));
+
+        s->started = true;
+        for (; p < wr__ix_end(ix); p = wr__ix_next(ix, p + 1)) {
+            wr__msg_t *m = wr__ix_slot(ix, p)->m;
+
+            if (m->expires_ms <= now) {
+                s->pos = p;
+                wr__queue_expire_msg(sh, q, main_pos(q, s));
+                continue;
+            }
+            if (wr__msg_claim(m, now)) {
+                if (s->contiguous)
+                    *s->free_id = m->id + 1;
+                continue;
+            }
+            if (m->visible_ms > now) {
+                s->contiguous = false;
+                if (q->vis_sorted)
+                    break; /* everything after is delayed longer */
+                continue;
+            }
+            /* The caller takes it: the hint may move past it. */
+            if (s->contiguous)
+                *s->free_id = m->id + 1;
+            s->pos = p;
+            return m;
+        }
+        if (s->level > 0)
+            scan_level(q, s, s->level - 1);
+        else
+            s->ix = NULL;
+    }
+    return NULL;
+}
+
+void wr__scan_remove(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s)
+{
+    wr__queue_remove(sh, q, main_pos(q, s));
+}
+
 /* Takes up to opts.limit messages for request r into r->out.msgs under a
  * new claim (or pops them). Returns the number taken. */
 static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
@@ -105,29 +180,12 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
     wr_msg_view_t *views = NULL;
     wr__claim_t *c = NULL;
     size_t n = 0, cap = 0;
-    bool contiguous = true; /* everything from free_id to p is claimed */
     int64_t claim_exp = now + o->ttl_ms;
+    wr__scan_t scan;
+    wr__msg_t *m;
 
-    for (uint64_t p = wr__ix_next(&q->ix, wr__ix_lower_bound(&q->ix, q->free_id));
-         p < wr__ix_end(&q->ix) && n < o->limit; p = wr__ix_next(&q->ix, p + 1)) {
-        wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
-
-        if (m->expires_ms <= now) {
-            q->expired++;
-            wr__queue_remove(sh, q, p);
-            continue;
-        }
-        if (wr__msg_claim(m, now)) {
-            if (contiguous)
-                q->free_id = m->id + 1;
-            continue;
-        }
-        if (m->visible_ms > now) {
-            contiguous = false;
-            if (q->vis_sorted)
-                break; /* everything after is delayed longer */
-            continue;
-        }
+    wr__scan_start(q, &scan);
+    while (n < o->limit && (m = wr__scan_next(sh, q, &scan, now))) {
         if (!views) {
             cap = WR__MIN((size_t)o->limit, q->ix.live);
             views = wr__xmalloc(cap * sizeof(*views));
@@ -142,12 +200,10 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
         }
         if (m->claim_count++)
             m->flags |= WR__MSG_REDELIVERED;
-        if (contiguous)
-            q->free_id = m->id + 1;
         if (o->pop) {
             wr__view_fill(&views[n++], m, now);
             q->acked++;
-            wr__queue_remove(sh, q, p);
+            wr__scan_remove(sh, q, &scan);
             continue;
         }
         /* A lazily expired claim still counts in nclaimed. */
@@ -291,7 +347,7 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     if (q) {
         wr__queue_tick(sh, q, now);
         take(sh, q, r, now);
-        wr__ix_tidy(&q->ix);
+        wr__queue_tidy(q);
     }
     wr__complete(r);
     wr__persist_flush(sh);
@@ -306,15 +362,21 @@ void wr__exec_claim(wr__shard_t *sh, wr__req_t *r)
     int64_t now = wr_now_wall_ms();
     size_t n = 0;
 
+    if (q && !wr__queue_owner_ok(q, r->in.claim.owner)) {
+        r->out.msgs.err = WR_ELOCKED;
+        wr__complete(r);
+        return;
+    }
     if (q) {
         wr__queue_tick(sh, q, now);
+        wr__queue_used(sh, q, now);
         /* Waiters already parked come first (a delay may have passed since
          * anyone looked); r takes only what they leave. */
         if (q->waiters.n)
             wr__serve_waiters(sh, q, now);
         if (!q->waiters.n)
             n = take(sh, q, r, now);
-        wr__ix_tidy(&q->ix);
+        wr__queue_tidy(q);
     }
     if (n == 0 && r->in.claim.wait_ms > 0 && !atomic_load(&sh->core->stopping)) {
         park(sh, q, r);
@@ -405,7 +467,7 @@ void wr__exec_claim_release(wr__shard_t *sh, wr__req_t *r)
     if (c) {
         res->count = claim_end(sh, q, c);
         wr__serve_waiters(sh, q, now);
-        wr__ix_tidy(&q->ix);
+        wr__queue_tidy(q);
     }
     wr__complete(r);
 }

@@ -289,6 +289,7 @@ static void req_free(wr__req_t *r)
     case WR__OP_CLAIM_RELEASE:
     case WR__OP_TOPO:
     case WR__OP_ROUTE_PART:
+    case WR__OP_OWNER_GONE:
         break;
     case WR__OP_ROUTE:
         for (size_t i = 0; i < r->in.route.n; i++)
@@ -318,6 +319,7 @@ static void on_reply(void *arg)
     case WR__OP_CLAIM_RENEW:
     case WR__OP_CLAIM_RELEASE:
     case WR__OP_TOPO:
+    case WR__OP_OWNER_GONE:
         r->cb.count(r->arg, &r->out.count);
         break;
     case WR__OP_PUBLISH:

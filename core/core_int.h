@@ -171,7 +171,7 @@ struct wr__claim {
     int64_t ttl_ms;
     int64_t expires_ms;
     uint32_t n;     /* ids taken; some may since be deleted or re-claimed */
-    uint64_t ids[]; /* ascending */
+    uint64_t ids[]; /* in the order taken */
 };
 
 typedef struct wr__req wr__req_t;
@@ -194,6 +194,13 @@ struct wr__parked {
 
 /* ------------------------------------------------------------------------ */
 /* Queues (queue.c, message.c)                                              */
+
+/* A priority queue's per-priority view: the same messages, one index per
+ * level (the main index stays the one ordered by id). */
+typedef struct wr__plevel {
+    wr__index_t ix;
+    uint64_t free_id; /* as wr__queue_t.free_id, for this level */
+} wr__plevel_t;
 
 typedef struct wr__queue {
     uint64_t hash;
@@ -220,6 +227,11 @@ typedef struct wr__queue {
     bool vis_sorted;
     int64_t max_visible_ms;
     uint64_t published, delivered, acked, expired;
+    wr__plevel_t *plv;      /* attrs.max_priority + 1 levels, or NULL */
+    uint32_t nconsumers;
+    bool had_consumer;      /* auto_delete: only after a first consumer */
+    int64_t last_used_ms;   /* declare, claim, consumer leaving (expires_ms) */
+    int64_t expire_at;      /* when it expires unused; INT64_MAX = not due */
     char key[];
 } wr__queue_t;
 
@@ -253,6 +265,20 @@ wr__queue_t *wr__queue_find(wr__shard_t *sh, uint64_t hash, const char *key, siz
 void wr__queue_tick(wr__shard_t *sh, wr__queue_t *q, int64_t now);
 /* Unlinks and frees the message at pos (store delete queued if persistent). */
 void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos);
+/* Removes an expired message (counted; dead-lettered if the queue says so). */
+void wr__queue_expire_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos);
+/* Appends a new message (m->id above every id of q). */
+void wr__queue_append(wr__queue_t *q, wr__msg_t *m);
+/* A message became claimable again: the scans must look from it. */
+void wr__queue_freed(wr__queue_t *q, const wr__msg_t *m);
+/* wr__ix_tidy for the main index and the priority levels. */
+void wr__queue_tidy(wr__queue_t *q);
+/* Counts a use (declare, claim, consumer leaving) for expires_ms. */
+void wr__queue_used(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+/* Deletes q now if auto_delete and its last consumer left. True if gone. */
+bool wr__queue_check_unused(wr__shard_t *sh, wr__queue_t *q);
+/* Ready messages: live, not claimed, visible. */
+uint64_t wr__queue_ready(const wr__queue_t *q, int64_t now);
 /* Messages not yet visible (a scan only while some may be delayed). */
 uint64_t wr__queue_delayed(const wr__queue_t *q, int64_t now);
 /* Lowers the shard's next sweep deadline to cover this queue's bounds. */
@@ -263,6 +289,24 @@ void wr__queue_note_waiters(wr__shard_t *sh, const wr__queue_t *q, int64_t now);
 void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now);
 
 /* claim.c */
+/*
+ * The claim scan: visits the claimable messages of q (visible, unclaimed,
+ * unexpired), highest priority first, then oldest first, removing expired
+ * ones on the way. The caller must take every message it is given (claim
+ * it, or remove it with wr__scan_remove) before asking for the next: the
+ * scan moves the free_id hints past it.
+ */
+typedef struct wr__scan {
+    wr__index_t *ix;   /* NULL: done */
+    uint64_t *free_id;
+    int level;         /* priority level, or -1 for the main index */
+    uint64_t pos;
+    bool started, contiguous;
+} wr__scan_t;
+void wr__scan_start(wr__queue_t *q, wr__scan_t *s);
+wr__msg_t *wr__scan_next(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s, int64_t now);
+void wr__scan_remove(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s);
+
 void wr__claims_expire(wr__shard_t *sh, wr__queue_t *q, int64_t now);
 void wr__claims_free(wr__queue_t *q);
 /* Hands newly available messages to parked long-polls, oldest waiter first. */
@@ -482,6 +526,7 @@ typedef enum {
     WR__OP_TOPO, /* exchange/binding change (topology.c); own tasks, not wr__exec */
     WR__OP_ROUTE,      /* routed publish (route.c): routes, then waits for its parts */
     WR__OP_ROUTE_PART, /* the messages for the target queues of one shard */
+    WR__OP_OWNER_GONE, /* broadcast (lifecycle.c) */
 } wr__op_t;
 
 /* One shard's answer to a gather. */
@@ -523,8 +568,9 @@ struct wr__req {
     wr_err_t store_err;
     void *store_aux;
 
-    /* Gathers: shards that have not answered yet. */
+    /* Gathers: shards that have not answered yet, and a sum they make. */
     atomic_uint pending;
+    _Atomic uint64_t gcount;
 
     union {
         struct {
@@ -535,6 +581,7 @@ struct wr__req {
         } declare;
         struct {
             unsigned flags;
+            uint64_t owner; /* also purge's */
         } qdelete;
         struct {
             wr_msg_in_t *msgs; /* bodies owned until queued (then NULL) */
@@ -660,6 +707,9 @@ void wr__exec_claim(wr__shard_t *sh, wr__req_t *r);
 void wr__exec_claim_get(wr__shard_t *sh, wr__req_t *r);
 void wr__exec_claim_renew(wr__shard_t *sh, wr__req_t *r);
 void wr__exec_claim_release(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_owner_gone(void *arg); /* a shard task (lifecycle.c) */
+/* Sweep part: deletes q's shard's queues whose x-expires passed. */
+void wr__queues_expire(wr__shard_t *sh, int64_t now);
 /* After a store write: finish the request on its shard (persist.c). */
 void wr__exec_stored(wr__shard_t *sh, wr__req_t *r);
 /* Removes a failed publish's messages again (message.c). */

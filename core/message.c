@@ -90,7 +90,7 @@ void wr__publish_rollback(wr__shard_t *sh, wr__req_t *r)
             q->published--;
         }
     }
-    wr__ix_tidy(&q->ix);
+    wr__queue_tidy(q);
 }
 
 void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
@@ -125,7 +125,7 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
     first = wr__ix_end(&q->ix);
     for (size_t i = 0; i < n; i++) {
         wr__msg_t *m = wr__msg_new(q, &in[i], true, NULL, now);
-        wr__ix_append(&q->ix, m);
+        wr__queue_append(q, m);
         ids[i] = m->id;
     }
     res->n = n;
@@ -142,7 +142,7 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
     wr__queue_drop_head(sh, q);
     wr__serve_waiters(sh, q, now);
     wr__queue_note_waiters(sh, q, now);
-    wr__ix_tidy(&q->ix);
+    wr__queue_tidy(q);
     if (err == WR_OK)
         return; /* completes in wr__exec_stored once durable */
 done:
@@ -272,7 +272,7 @@ void wr__exec_mdelete(wr__shard_t *sh, wr__req_t *r)
             wr__queue_remove(sh, q, pos);
             res->count++;
         }
-        wr__ix_tidy(&q->ix);
+        wr__queue_tidy(q);
     }
     wr__complete(r);
 }

@@ -59,6 +59,12 @@ wr__queue_t *wr__queue_new(wr__shard_t *sh, const char *key, size_t klen, size_t
     q->free_id = 0;
     q->next_claim_exp = INT64_MAX;
     reset_order(q);
+    if (!q->attrs.exclusive)
+        q->attrs.owner = 0;
+    if (q->attrs.max_priority)
+        q->plv = wr__xcalloc((size_t)q->attrs.max_priority + 1, sizeof(*q->plv));
+    q->expire_at = INT64_MAX;
+    wr__queue_used(sh, q, now_ms);
     wr__map_put(&sh->queues, hash, q->key, klen, q);
     wr__waitlist_adopt(sh, q);
     return q;
@@ -81,6 +87,9 @@ void wr__queue_free(wr__queue_t *q)
         free(m);
     }
     wr__ix_fini(&q->ix);
+    for (int l = 0; q->plv && l <= q->attrs.max_priority; l++)
+        wr__ix_fini(&q->plv[l].ix);
+    free(q->plv);
     wr__claims_free(q);
     wr_body_unref(q->meta);
     free(q);
@@ -105,9 +114,82 @@ void wr__queue_gone(wr__shard_t *sh, wr__queue_t *q, wr__req_t *parent)
 
 bool wr__queue_owner_ok(const wr__queue_t *q, uint64_t owner)
 {
-    (void)q;
-    (void)owner;
-    return true;
+    return !q->attrs.exclusive || q->attrs.owner == owner;
+}
+
+static void set_expire(wr__queue_t *q)
+{
+    q->expire_at = q->attrs.expires_ms > 0 && q->nconsumers == 0
+                       ? q->last_used_ms + q->attrs.expires_ms
+                       : INT64_MAX;
+}
+
+void wr__queue_used(wr__shard_t *sh, wr__queue_t *q, int64_t now)
+{
+    q->last_used_ms = now;
+    set_expire(q);
+    wr__queue_note_due(sh, q);
+}
+
+bool wr__queue_check_unused(wr__shard_t *sh, wr__queue_t *q)
+{
+    set_expire(q);
+    wr__queue_note_due(sh, q);
+    if (q->attrs.auto_delete && q->had_consumer && q->nconsumers == 0) {
+        wr__queue_gone(sh, q, NULL);
+        return true;
+    }
+    return false;
+}
+
+void wr__queues_expire(wr__shard_t *sh, int64_t now)
+{
+    wr__queue_t *stack[16], **gone = stack;
+    size_t n = 0, cap = 16;
+
+    /* Collect first: deleting changes the map being walked. */
+    for (size_t i = 0; i < sh->queues.cap; i++) {
+        wr__queue_t *q = sh->queues.e[i].val;
+        if (!q || q->expire_at > now)
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            if (gone == stack) {
+                gone = wr__xmalloc(cap * sizeof(*gone));
+                memcpy(gone, stack, sizeof(stack));
+            } else {
+                gone = wr__xrealloc(gone, cap * sizeof(*gone));
+            }
+        }
+        gone[n++] = q;
+    }
+    for (size_t i = 0; i < n; i++)
+        wr__queue_gone(sh, gone[i], NULL);
+    if (gone != stack)
+        free(gone);
+}
+
+void wr__queue_append(wr__queue_t *q, wr__msg_t *m)
+{
+    wr__ix_append(&q->ix, m);
+    if (q->plv)
+        wr__ix_append(&q->plv[WR__MSG_PRIO(m)].ix, m);
+}
+
+void wr__queue_freed(wr__queue_t *q, const wr__msg_t *m)
+{
+    q->free_id = WR__MIN(q->free_id, m->id);
+    if (q->plv) {
+        wr__plevel_t *l = &q->plv[WR__MSG_PRIO(m)];
+        l->free_id = WR__MIN(l->free_id, m->id);
+    }
+}
+
+void wr__queue_tidy(wr__queue_t *q)
+{
+    wr__ix_tidy(&q->ix);
+    for (int l = 0; q->plv && l <= q->attrs.max_priority; l++)
+        wr__ix_tidy(&q->plv[l].ix);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -118,6 +200,12 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
     wr__msg_t *m = wr__ix_slot(&q->ix, pos)->m;
 
     wr__ix_clear(&q->ix, pos);
+    if (q->plv) {
+        wr__index_t *lix = &q->plv[WR__MSG_PRIO(m)].ix;
+        uint64_t lpos;
+        WR_ASSERT(wr__ix_find(lix, m->id, &lpos) == m);
+        wr__ix_clear(lix, lpos);
+    }
     q->bytes -= m->body->body_len;
     if (m->claim)
         q->nclaimed--;
@@ -129,7 +217,15 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
     if (q->ix.live == 0) {
         reset_order(q);
         q->free_id = 0;
+        for (int l = 0; q->plv && l <= q->attrs.max_priority; l++)
+            q->plv[l].free_id = 0;
     }
+}
+
+void wr__queue_expire_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
+{
+    q->expired++;
+    wr__queue_remove(sh, q, pos);
 }
 
 void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now)
@@ -172,7 +268,8 @@ uint64_t wr__queue_delayed(const wr__queue_t *q, int64_t now)
 
 void wr__queue_note_due(wr__shard_t *sh, const wr__queue_t *q)
 {
-    sh->next_due = WR__MIN(sh->next_due, WR__MIN(q->min_exp, q->next_claim_exp));
+    sh->next_due = WR__MIN(sh->next_due, WR__MIN(WR__MIN(q->min_exp, q->next_claim_exp),
+                                                 q->expire_at));
 }
 
 void wr__queue_note_waiters(wr__shard_t *sh, const wr__queue_t *q, int64_t now)
@@ -206,8 +303,7 @@ static void expire_msgs(wr__shard_t *sh, wr__queue_t *q, int64_t now)
             break;
         }
         if (m->expires_ms <= now) {
-            q->expired++;
-            wr__queue_remove(sh, q, p);
+            wr__queue_expire_msg(sh, q, p);
         } else {
             bound = WR__MIN(bound, m->expires_ms);
         }
@@ -228,10 +324,28 @@ void wr__queue_tick(wr__shard_t *sh, wr__queue_t *q, int64_t now)
 /* ------------------------------------------------------------------------ */
 /* Handlers                                                                 */
 
-static uint64_t ready_count(const wr__queue_t *q, int64_t now)
+uint64_t wr__queue_ready(const wr__queue_t *q, int64_t now)
 {
     uint64_t busy = q->nclaimed + wr__queue_delayed(q, now);
     return q->ix.live > busy ? q->ix.live - busy : 0;
+}
+
+static bool same_name(bool set_a, const char *a, uint8_t alen, bool set_b, const char *b,
+                      uint8_t blen)
+{
+    return set_a == set_b && (!set_a || (alen == blen && memcmp(a, b, alen) == 0));
+}
+
+/* WR_DECL_CHECK: what AMQP calls equivalent (RabbitMQ's assert_equivalence). */
+static bool equivalent(const wr_queue_attrs_t *a, const wr_queue_attrs_t *b)
+{
+    return a->durable == b->durable && a->exclusive == b->exclusive &&
+           a->auto_delete == b->auto_delete && a->default_ttl_ms == b->default_ttl_ms &&
+           a->expires_ms == b->expires_ms && a->max_length == b->max_length &&
+           a->max_bytes == b->max_bytes && a->overflow == b->overflow &&
+           a->max_priority == b->max_priority &&
+           same_name(a->dlx_set, a->dlx, a->dlx_len, b->dlx_set, b->dlx, b->dlx_len) &&
+           same_name(a->dlrk_set, a->dlrk, a->dlrk_len, b->dlrk_set, b->dlrk, b->dlrk_len);
 }
 
 void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
@@ -240,10 +354,18 @@ void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
     unsigned flags = r->in.declare.flags;
     wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
     int64_t now = wr_now_wall_ms();
+    wr_queue_attrs_t zero = {0};
+    const wr_queue_attrs_t *in = r->in.declare.has_attrs ? &r->in.declare.attrs : &zero;
     bool write = false;
 
-    if (!q && (flags & WR_DECL_PASSIVE)) {
+    if (!q && (flags & WR_DECL_PASSIVE))
         res->err = WR_ENOTFOUND;
+    else if (q && !wr__queue_owner_ok(q, in->owner))
+        res->err = WR_ELOCKED;
+    else if (q && (flags & WR_DECL_CHECK) && !(flags & WR_DECL_PASSIVE) &&
+             !equivalent(&q->attrs, in))
+        res->err = WR_EEXISTS;
+    if (res->err != WR_OK) {
         wr__complete(r);
         return;
     }
@@ -255,17 +377,21 @@ void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
         res->created = true;
         write = true;
     } else if (flags & WR_DECL_UPDATE && !(flags & WR_DECL_PASSIVE)) {
-        if (r->in.declare.has_attrs)
-            q->attrs = r->in.declare.attrs;
-        else
-            memset(&q->attrs, 0, sizeof(q->attrs));
+        wr_queue_attrs_t old = q->attrs;
+        q->attrs = *in;
+        /* The priority levels and the ownership are the queue's shape. */
+        q->attrs.max_priority = old.max_priority;
+        q->attrs.exclusive = old.exclusive;
+        q->attrs.owner = old.owner;
         wr_body_unref(q->meta);
         q->meta = r->in.declare.meta;
         r->in.declare.meta = NULL;
         write = true;
     }
     wr__queue_tick(sh, q, now);
-    res->messages = ready_count(q, now);
+    wr__queue_used(sh, q, now);
+    res->messages = wr__queue_ready(q, now);
+    res->consumers = q->nconsumers;
     if (write && wr__durable(sh->core, q)) {
         if (wr__persist_queue(sh, q, r) == WR_OK)
             return; /* wr__exec_stored completes it */
@@ -322,9 +448,13 @@ void wr__exec_qdelete(wr__shard_t *sh, wr__req_t *r)
 
     if (!q) {
         res->err = WR_ENOTFOUND;
+    } else if (!wr__queue_owner_ok(q, r->in.qdelete.owner)) {
+        res->err = WR_ELOCKED;
     } else {
         wr__queue_tick(sh, q, now);
         if ((flags & WR_DEL_IF_UNUSED) && (q->nclaimed || q->waiters.n))
+            res->err = WR_EBUSY;
+        else if ((flags & WR_DEL_IF_NO_CONSUMERS) && q->nconsumers)
             res->err = WR_EBUSY;
         else if ((flags & WR_DEL_IF_EMPTY) && q->ix.live)
             res->err = WR_EBUSY;
@@ -344,8 +474,8 @@ void wr__exec_purge(wr__shard_t *sh, wr__req_t *r)
     wr__queue_t *q = wr__queue_find(sh, r->hash, r->key, r->klen);
     int64_t now = wr_now_wall_ms();
 
-    if (!q) {
-        res->err = WR_ENOTFOUND;
+    if (!q || !wr__queue_owner_ok(q, r->in.qdelete.owner)) {
+        res->err = q ? WR_ELOCKED : WR_ENOTFOUND;
         wr__complete(r);
         return;
     }
@@ -361,6 +491,6 @@ void wr__exec_purge(wr__shard_t *sh, wr__req_t *r)
         wr__queue_remove(sh, q, p);
         res->count++;
     }
-    wr__ix_tidy(&q->ix);
+    wr__queue_tidy(q);
     wr__complete(r);
 }

@@ -313,7 +313,7 @@ void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r)
         t->first_pos = wr__ix_end(&q->ix);
         t->first_id = q->next_id;
         for (size_t i = 0; i < n; i++)
-            wr__ix_append(&q->ix, wr__msg_new(q, &msgs[i], false, parent->in.route.route, now));
+            wr__queue_append(q, wr__msg_new(q, &msgs[i], false, parent->in.route.route, now));
         q->published += n;
         t->stored = true;
         wr__queue_note_due(sh, q);
@@ -334,7 +334,7 @@ void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r)
         wr__queue_drop_head(sh, q);
         wr__serve_waiters(sh, q, now);
         wr__queue_note_waiters(sh, q, now);
-        wr__ix_tidy(&q->ix);
+        wr__queue_tidy(q);
     }
     for (size_t k = 0; k < r->in.part.nt; k++)
         r->in.part.t[k].q = NULL; /* may go before the store answers */
@@ -368,7 +368,7 @@ void wr__route_part_rollback(wr__shard_t *sh, wr__req_t *r)
                 q->published--;
             }
         }
-        wr__ix_tidy(&q->ix);
+        wr__queue_tidy(q);
     }
 }
 

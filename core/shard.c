@@ -138,6 +138,7 @@ void wr__exec(void *arg)
     case WR__OP_METRICS:
     case WR__OP_TOPO:
     case WR__OP_ROUTE:
+    case WR__OP_OWNER_GONE:
         /* Gathers, topology changes and routing run as their own tasks. */
         wr_panic(__FILE__, __LINE__, "gather request in wr__exec");
     }
@@ -148,6 +149,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     wr__shard_t *sh = arg;
     int64_t now = wr_now_wall_ms(), due = INT64_MAX;
+    bool expired = false;
 
     (void)fd;
     (void)what;
@@ -162,11 +164,17 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         wr__queue_tick(sh, q, now);
         if (q->waiters.n)
             wr__serve_waiters(sh, q, now);
-        wr__ix_tidy(&q->ix);
+        wr__queue_tidy(q);
         due = WR__MIN(due, WR__MIN(q->min_exp, q->next_claim_exp));
+        if (q->expire_at <= now)
+            expired = true;
+        else
+            due = WR__MIN(due, q->expire_at);
         wr__queue_note_waiters(sh, q, now);
     }
     sh->next_due = WR__MIN(sh->next_due, due);
+    if (expired)
+        wr__queues_expire(sh, now);
     wr__persist_flush(sh);
 }
 

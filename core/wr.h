@@ -108,8 +108,11 @@ unsigned wr_core_shard_of(const wr_core_t *core, wr_slice_t tenant, wr_slice_t q
 /* Queues                                                                   */
 
 typedef enum {
-    WR_OVERFLOW_DROP_HEAD = 0, /* drop the oldest to make room (default) */
+    WR_OVERFLOW_DROP_HEAD = 0, /* drop the oldest to make room (default); they
+                                  are dead-lettered ("maxlen") if the queue has
+                                  a dead-letter exchange */
     WR_OVERFLOW_REJECT,        /* refuse the publish with WR_EQUOTA */
+    WR_OVERFLOW_REJECT_DLX,    /* refuse, and dead-letter the refused messages */
 } wr_overflow_t;
 
 /* Attributes the core acts on. The front ends map their own knobs (Zaqar's
@@ -123,7 +126,23 @@ typedef struct wr_queue_attrs {
     wr_overflow_t overflow;
     uint32_t max_post_bytes;   /* one publish batch's body bytes; 0 = core max */
     uint8_t max_priority;      /* x-max-priority: claims and deliveries take higher
-                                  priorities first, FIFO within one; 0 = none */
+                                  priorities first, FIFO within one; 0 = none.
+                                  Fixed when the queue is created. */
+    /* AMQP. REST leaves all of these zero. */
+    bool exclusive;            /* only `owner` may use it; it goes with its owner
+                                  (wr_owner_gone). Fixed at creation. */
+    uint64_t owner;            /* the caller's connection (0 = none): the owner of
+                                  an exclusive queue, and who declares (an
+                                  exclusive queue of another owner: WR_ELOCKED) */
+    bool auto_delete;          /* deleted when its last consumer unsubscribes,
+                                  after it has had one */
+    int64_t expires_ms;        /* x-expires: deleted after this long with no
+                                  consumer and no declare or claim; 0 = never */
+    bool dlx_set;              /* dead-letter through exchange dlx ("" = default) */
+    bool dlrk_set;             /* ... with routing key dlrk, else the message's own */
+    uint8_t dlx_len, dlrk_len;
+    char dlx[WR_NAME_MAX];
+    char dlrk[WR_NAME_MAX];
 } wr_queue_attrs_t;
 
 /*
@@ -134,17 +153,26 @@ typedef struct wr_queue_attrs {
 #define WR_META_MAX (64 * 1024)
 
 #define WR_DECL_PASSIVE 0x01u /* only check it exists: WR_ENOTFOUND if not */
-#define WR_DECL_UPDATE 0x02u  /* existing queue: replace attrs and metadata */
+#define WR_DECL_UPDATE 0x02u  /* existing queue: replace attrs and metadata
+                                 (max_priority, exclusive and owner stay) */
+#define WR_DECL_CHECK 0x04u   /* existing queue: WR_EEXISTS unless durable,
+                                 exclusive, auto_delete and the AMQP arguments
+                                 (default_ttl_ms, expires_ms, max_length,
+                                 max_bytes, overflow, dead-letter exchange and
+                                 key, max_priority) are equal (AMQP 406) */
 
 typedef struct wr_queue_declare_res {
     wr_err_t err;
-    bool created;      /* false: the queue already existed */
-    uint64_t messages; /* ready messages */
+    bool created;       /* false: the queue already existed */
+    uint64_t messages;  /* ready messages */
+    uint32_t consumers; /* subscriptions */
 } wr_queue_declare_res_t;
 typedef void (*wr_queue_declare_cb)(void *arg, const wr_queue_declare_res_t *res);
 
 /* Creates the queue if missing. An existing queue keeps its attributes and
- * metadata unless WR_DECL_UPDATE is given. */
+ * metadata unless WR_DECL_UPDATE is given. Any declare (passive too) counts
+ * as use for expires_ms. An exclusive queue of another owner (attrs->owner,
+ * 0 when attrs is NULL) is WR_ELOCKED, passive or not. */
 wr_err_t wr_queue_declare(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue,
                           const wr_queue_attrs_t *attrs, wr_slice_t meta, unsigned flags,
                           wr_loop_t *reply, wr_queue_declare_cb cb, void *arg);
@@ -176,6 +204,7 @@ wr_err_t wr_queue_stat(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_
 
 #define WR_DEL_IF_UNUSED 0x01u /* WR_EBUSY if it has claimed messages or waiters */
 #define WR_DEL_IF_EMPTY 0x02u  /* WR_EBUSY if it holds messages */
+#define WR_DEL_IF_NO_CONSUMERS 0x04u /* WR_EBUSY if it has subscriptions (AMQP if-unused) */
 
 typedef struct wr_count_res {
     wr_err_t err;
@@ -192,6 +221,21 @@ wr_err_t wr_queue_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, u
  * claim ends (as AMQP purge leaves unacked messages alone). */
 wr_err_t wr_queue_purge(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_loop_t *reply,
                         wr_count_cb cb, void *arg);
+
+/* wr_queue_delete and wr_queue_purge on behalf of `owner` (a connection):
+ * an exclusive queue of another owner is WR_ELOCKED. The plain calls act
+ * as owner 0. */
+wr_err_t wr_queue_delete_as(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, unsigned flags,
+                            uint64_t owner, wr_loop_t *reply, wr_count_cb cb, void *arg);
+wr_err_t wr_queue_purge_as(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t owner,
+                           wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* An owner (connection) is gone: deletes every exclusive queue it owned,
+ * on every shard (their consumers end with WR_ENOTFOUND), ends its
+ * subscriptions (unacked messages requeued) and releases its held claims.
+ * count: queues deleted. cb may be NULL (reply may then be NULL too). */
+wr_err_t wr_owner_gone(wr_core_t *core, uint64_t owner, wr_loop_t *reply, wr_count_cb cb,
+                       void *arg);
 
 typedef struct wr_queue_item {
     wr_slice_t name;
@@ -305,10 +349,15 @@ wr_err_t wr_msg_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, con
 
 typedef struct wr_claim_opts {
     uint32_t limit;    /* 1..max_claim_messages */
-    int64_t ttl_ms;    /* claim lifetime, > 0 */
+    int64_t ttl_ms;    /* claim lifetime, > 0 (ignored with owner_hold) */
     int64_t grace_ms;  /* claimed messages live at least ttl + grace, >= 0 */
     int64_t wait_ms;   /* long-poll: wait up to this for a first message; 0 = no wait */
     bool pop;          /* delete the messages as they are taken (no claim kept) */
+    uint64_t owner;    /* the caller's connection: an exclusive queue of another
+                          owner is WR_ELOCKED; a claim counts as use (expires_ms) */
+    bool owner_hold;   /* AMQP basic.get: the claim never expires; it lasts until
+                          its messages are acked or released (wr_ack, wr_release,
+                          wr_claim_release) or the owner goes */
 } wr_claim_opts_t;
 
 /*

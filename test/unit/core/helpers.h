@@ -71,6 +71,7 @@ typedef struct t_call {
     /* declare */
     bool created;
     uint64_t messages;
+    uint32_t consumers;
     /* stat */
     wr_queue_stat_res_t stat;
     char meta[256];
@@ -173,6 +174,7 @@ static T_UNUSED void t_on_declare(void *arg, const wr_queue_declare_res_t *res)
     c->err = res->err;
     c->created = res->created;
     c->messages = res->messages;
+    c->consumers = res->consumers;
     t_signal(c);
 }
 
