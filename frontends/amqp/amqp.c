@@ -49,6 +49,7 @@ struct sock {
     sock_t *prev, *next;
     bool paused;
     bool eof;            /* the peer will send no more: flush and close */
+    bool kicking;        /* inside sock_kick */
     int64_t flush_until; /* flushing before close: drop after this; 0 if not */
 };
 
@@ -208,10 +209,29 @@ static void on_read(struct bufferevent *bev, void *arg)
     apply(s, now);
 }
 
+/* Something happened outside a read (a core answer): re-read want(), feed
+ * what was held back while paused. */
+static void sock_kick(void *host)
+{
+    sock_t *s = host;
+    int64_t now = wr_now_mono_ms();
+
+    if (s->kicking)
+        return;
+    s->kicking = true;
+    if (!s->paused || wr__amqp_conn_want(s->conn) == WR_AMQP_WANT_READ)
+        wr__amqp_conn_feed(s->conn, bufferevent_get_input(s->bev), now);
+    s->kicking = false;
+    apply(s, now);
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
     sock_t *s = arg;
     int64_t now = wr_now_mono_ms();
+
+    /* Consumers held back by a full output go on. */
+    wr__amqp_consumers_pump(s->conn);
 
     /* The output drained to the low watermark: consume the frames held back
      * while it was over the high one. */
@@ -310,6 +330,9 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     peer_name(sa, peer, sizeof(peer));
     s->conn = wr__amqp_conn_new(&sh->fe->env, bufferevent_get_output(s->bev), peer,
                                 is_loopback(sa), wr_now_mono_ms());
+    s->conn->loop = sh->loop;
+    s->conn->kick = sock_kick;
+    s->conn->host = s;
     s->next = sh->socks;
     if (sh->socks)
         sh->socks->prev = s;

@@ -27,6 +27,7 @@
 #ifndef WR_AMQP_INT_H
 #define WR_AMQP_INT_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -68,6 +69,11 @@ typedef struct wr_amqp_env {
     _Atomic uint64_t connections, connections_total, channels;
     _Atomic uint64_t auth_failures, protocol_errors;
     _Atomic uint64_t inflight; /* core requests not answered yet */
+    /* Consumers by queue, every connection of this front end: exclusive
+     * basic.consume and consumer counts (deliver.c). A zeroed mutex is a
+     * valid one (glibc), so a memset env works. */
+    pthread_mutex_t reg_mu;
+    struct wr_amqp_reg *reg;
 } wr_amqp_env_t;
 
 /* ------------------------------------------------------------------------ */
@@ -209,6 +215,13 @@ typedef enum {
 
 typedef struct wr_amqp_chan wr_amqp_chan_t;
 typedef struct wr_amqp_conn wr_amqp_conn_t;
+typedef struct wr_amqp_pub wr_amqp_pub_t;
+typedef struct wr_amqp_settle wr_amqp_settle_t;
+typedef struct wr_amqp_consumer wr_amqp_consumer_t;
+typedef struct wr_amqp_claim wr_amqp_claim_t;
+typedef struct wr_amqp_unacked wr_amqp_unacked_t;
+typedef struct wr_amqp_slot wr_amqp_slot_t;
+typedef struct wr_amqp_txop wr_amqp_txop_t;
 
 struct wr_amqp_conn {
     uint64_t id;
@@ -245,6 +258,21 @@ struct wr_amqp_conn {
     uint32_t chans_cap;
     uint32_t chans_open;
     uint64_t chans_freed; /* bumped by every channel free: "is ch still alive?" */
+
+    /* Phase 2: the core side (see the "core side" section below). */
+    wr_loop_t *loop;       /* reply loop of core calls: the loop the socket is on */
+    bool cap_cancel_notify; /* the client announced consumer_cancel_notify */
+    uint64_t chan_serial;  /* last channel serial given out */
+    size_t backlog_bytes;  /* bytes held in channel backlogs */
+    bool want_pump;        /* consumers wait for the output to drain */
+    bool replaying;        /* inside wr__amqp_chan_replay */
+    bool feeding;          /* inside wr__amqp_conn_feed: no kick */
+    wr_amqp_pub_t *pub;    /* publishes being gathered into one core call */
+    wr_amqp_settle_t *settle; /* acks and releases gathered for the core */
+    uint8_t *scratch;      /* deliveries are encoded here, then added at once */
+    size_t scratch_cap;
+    uint8_t *replay_buf;   /* the backlog frame being replayed */
+    size_t replay_cap;
 
     size_t in_seen; /* input bytes left after the last feed: more means new data */
     /* Input bytes to throw away: the rest of a frame we could not accept
@@ -328,19 +356,69 @@ typedef enum {
 
 typedef struct wr_amqp_method wr_amqp_method_t;
 
+/* Basic properties as received (flags + fields), with what the broker reads
+ * from them located. The pointers point into `raw`. */
+typedef struct wr_amqp_props {
+    const uint8_t *raw;
+    size_t raw_len;
+    uint16_t flags;
+    wr_slice_t headers;    /* the encoded table (4-byte length first), or empty */
+    wr_slice_t expiration; /* AMQP_BASIC_EXPIRATION_FLAG */
+    wr_slice_t user_id;    /* AMQP_BASIC_USER_ID_FLAG */
+    uint8_t delivery_mode; /* 0 if absent */
+    uint8_t priority;      /* 0 if absent */
+} wr_amqp_props_t;
+
 struct wr_amqp_chan {
     uint16_t id;
     wr_amqp_ch_state_t state;
     bool flow_active; /* channel.flow from the client: may we send content? */
+    uint64_t serial;  /* unique per connection: tells a reused id apart */
 
     /* Content assembly (basic.publish + header + body frames). */
     wr_amqp_content_state_t content;
     const wr_amqp_method_t *content_method;
     void *content_args;                /* decoded into pool, from a copy */
-    amqp_basic_properties_t *props;    /* decoded into pool, from a copy */
+    wr_amqp_props_t props;             /* points into props_tagged + 1 */
+    uint8_t *props_tagged;             /* format tag 1, then the raw properties (pool) */
+    size_t props_tagged_len;
     uint64_t body_size, body_got;
-    uint8_t *body;                     /* malloc'd body_size bytes */
+    uint8_t *body;                     /* malloc'd body_size bytes (multi-frame bodies) */
+    wr_body_t *msg;                    /* the assembled message (one reference) */
     amqp_pool_t pool;                  /* the pending content's decode */
+
+    /* Ordering: while a core request of a method is out (busy), the frames
+     * that follow on this channel wait in backlog, as RabbitMQ runs a
+     * channel's methods one after the other. */
+    bool busy;
+    struct evbuffer *backlog;
+
+    /* Publishing. */
+    bool confirm;           /* confirm.select */
+    bool tx;                /* tx.select */
+    uint64_t pub_seq;       /* publishes counted since confirm.select */
+    /* In-order answers: confirms and tx.commit-ok, a ring by slot number. */
+    wr_amqp_slot_t *slots;
+    uint64_t slot_head, slot_tail; /* [head, tail) pending */
+    uint32_t slot_cap;
+    uint64_t confirmed;     /* highest seq acked or nacked to the client */
+    wr_amqp_txop_t *txops;  /* buffered in a transaction */
+    size_t ntx, tx_cap;
+
+    /* Consuming. */
+    wr_amqp_consumer_t *consumers;
+    uint32_t nconsumers;
+    uint16_t prefetch;        /* basic.qos global=false: for new consumers */
+    uint16_t prefetch_global; /* basic.qos global=true: the channel's limit */
+    uint32_t unacked_n;       /* deliveries not settled yet */
+    uint64_t next_tag;        /* last delivery tag given */
+    wr_amqp_unacked_t *un;    /* ring: tags un_base .. next_tag */
+    uint64_t un_base;         /* tag of un[un_head] */
+    uint32_t un_head, un_len, un_cap;
+    wr_amqp_claim_t *claims;  /* claims with unsettled messages */
+
+    char last_queue[WR_NAME_MAX + 1]; /* the last queue declared: "" means it */
+    uint8_t last_queue_len;
 };
 
 wr_amqp_chan_t *wr__amqp_chan_get(wr_amqp_conn_t *c, uint16_t id);
@@ -389,10 +467,10 @@ void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
  * methods, the assembled content. Valid during the call only. */
 struct wr_amqp_call {
     amqp_method_number_t id;
-    uint16_t channel;                     /* the frame's channel */
-    void *args;                           /* e.g. amqp_basic_publish_t * */
-    const amqp_basic_properties_t *props; /* content methods, else NULL */
-    wr_slice_t body;                      /* content methods */
+    uint16_t channel;              /* the frame's channel */
+    void *args;                    /* e.g. amqp_basic_publish_t * */
+    const wr_amqp_props_t *props;  /* content methods, else NULL */
+    wr_slice_t body;               /* content methods */
 };
 
 /*
@@ -430,5 +508,197 @@ void wr__amqp_call(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_method_t
 
 #define WR_AMQP_CLASS(id) ((uint16_t)((id) >> 16))
 #define WR_AMQP_METHOD(id) ((uint16_t)((id)&0xFFFFu))
+
+/* ------------------------------------------------------------------------ */
+/* props.c                                                                   */
+
+/* Basic properties as received: the first byte of a stored message's props
+ * says their format. */
+#define WR_AMQP_PROPS_091 1u
+
+/* Locates the fields the broker reads in encoded basic properties (flags
+ * first, no continuation word) and checks that every present field fits:
+ * WR_OK, or WR_EPROTO. The headers table's nesting is checked too. */
+wr_err_t wr__amqp_props_scan(const uint8_t *p, size_t len, wr_amqp_props_t *out /* OUT */);
+
+/* Encoded properties for a message that has none of ours (published over
+ * REST): content_type application/json, delivery_mode 2 or 1. */
+wr_slice_t wr__amqp_props_default(bool persistent);
+
+/* The top-level entries of an encoded field table (4-byte length first, as
+ * checked by wr__amqp_table_ok) as headers for the core; slices point into
+ * the table. WR_EINVAL if more than max. */
+wr_err_t wr__amqp_headers_raw(wr_slice_t table, wr_header_t *out, size_t max,
+                              size_t *n /* OUT */);
+
+/* The same from a decoded table (binding arguments); OTHER values are
+ * encoded into pool. */
+wr_err_t wr__amqp_headers_table(const amqp_table_t *t, amqp_pool_t *pool, wr_header_t *out,
+                                size_t max, size_t *n /* OUT */);
+
+/* The expiration property: a decimal number of milliseconds. */
+bool wr__amqp_expiration(wr_slice_t s, int64_t *ms /* OUT */);
+
+/* prefix + 22 random characters of [A-Za-z0-9_-] (RabbitMQ's amq.gen- and
+ * amq.ctag- names); buf holds at least strlen(prefix) + 23 bytes. */
+size_t wr__amqp_random_name(char *buf, const char *prefix);
+
+/* Reads an amqp_bytes_t as a core slice. */
+static inline wr_slice_t wr__amqp_slice(amqp_bytes_t b)
+{
+    wr_slice_t s = {b.bytes, b.len};
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* ops.c: a method waiting for the core                                      */
+
+typedef struct wr_amqp_op wr_amqp_op_t;
+
+struct wr_amqp_op {
+    wr_amqp_conn_t *c;    /* a reference */
+    uint16_t ch_id;
+    uint64_t serial;      /* the channel's serial when the op began */
+    amqp_method_number_t id;
+    bool nowait;
+    uint64_t u64;         /* op-specific */
+    void *ptr;            /* op-specific */
+    uint8_t alen, blen;
+    char a[WR_NAME_MAX + 1]; /* op-specific names, for replies and texts */
+    char b[WR_NAME_MAX + 1];
+};
+
+/*
+ * Begins a method that calls the core: the channel becomes busy (the frames
+ * after it wait), the connection is referenced and counted in flight.
+ * Every op ends with wr__amqp_op_done, from its core callback, or at once
+ * if the core call failed (then its callback never runs).
+ */
+wr_amqp_op_t *wr__amqp_op_new(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
+                              bool nowait);
+
+/* The op's channel if it is still the same one and open, else NULL. */
+wr_amqp_chan_t *wr__amqp_op_chan(wr_amqp_op_t *op);
+
+/* Ends the op: the channel is free again and its backlog runs; frees op. */
+void wr__amqp_op_done(wr_amqp_op_t *op);
+
+/* A copy of a name into op->a or op->b. */
+void wr__amqp_op_name(char *dst, uint8_t *len, amqp_bytes_t b);
+
+/* Answers the op's method (unless nowait) on its channel. */
+void wr__amqp_op_reply(wr_amqp_op_t *op, wr_amqp_chan_t *ch, amqp_method_number_t id,
+                       void *decoded);
+
+/* The connection's vhost name, for error texts. */
+const char *wr__amqp_vhost(const wr_amqp_conn_t *c);
+
+/* ------------------------------------------------------------------------ */
+/* topology.c: exchange.* and queue.*                                        */
+
+void wr__amqp_on_exchange_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                  const wr_amqp_call_t *call);
+void wr__amqp_on_exchange_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                 const wr_amqp_call_t *call);
+void wr__amqp_on_exchange_bind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_exchange_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                 const wr_amqp_call_t *call);
+void wr__amqp_on_queue_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_queue_bind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_queue_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_queue_purge(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_queue_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+
+/* Parses queue.declare arguments into attrs. On a bad argument returns
+ * false with RabbitMQ's text in why. */
+bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *attrs /* OUT */,
+                         char *why, size_t why_cap);
+
+/* The queue name a method means: "" is the channel's last declared queue.
+ * False (and a 404 raised) when there is none. */
+bool wr__amqp_queue_name(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
+                         amqp_bytes_t *name /* IN/OUT */);
+
+/* ------------------------------------------------------------------------ */
+/* publish.c: basic.publish, confirms, transactions                          */
+
+void wr__amqp_on_basic_publish(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                               const wr_amqp_call_t *call);
+void wr__amqp_on_confirm_select(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                const wr_amqp_call_t *call);
+void wr__amqp_on_tx_select(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_tx_commit(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_tx_rollback(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+
+/* Sends the publishes gathered so far to the core. */
+void wr__amqp_pub_flush(wr_amqp_conn_t *c);
+
+/* The channel goes: drop what it buffered (transaction, gathered publishes). */
+void wr__amqp_pub_chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch);
+void wr__amqp_pub_conn_free(wr_amqp_conn_t *c);
+
+/* Ordered answers of a channel (confirms, tx.commit-ok): a slot is taken in
+ * method order and answered when it and every slot before it are done. */
+uint64_t wr__amqp_slot_take(wr_amqp_chan_t *ch, uint8_t kind, uint64_t first, uint64_t last);
+void wr__amqp_slot_done(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, uint64_t slot, bool ok);
+
+/* ------------------------------------------------------------------------ */
+/* deliver.c: consumers, basic.get, acknowledgements                          */
+
+void wr__amqp_on_basic_qos(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                               const wr_amqp_call_t *call);
+void wr__amqp_on_basic_cancel(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_basic_get(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_basic_ack(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_basic_nack(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_basic_reject(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                              const wr_amqp_call_t *call);
+void wr__amqp_on_basic_recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                               const wr_amqp_call_t *call);
+void wr__amqp_on_basic_recover_async(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
+                                     const wr_amqp_call_t *call);
+
+/* Settles deliveries (tx.commit replays buffered ones through this).
+ * kind: 0 ack, 1 reject/nack with requeue, 2 without. False: unknown tag
+ * (a 406 is raised). */
+bool wr__amqp_settle(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
+                     uint64_t tag, bool multiple, int kind);
+
+/* Appends a message's content header and body frames at scratch[used...]
+ * for channel ch: the stored properties verbatim (or the REST defaults);
+ * returns the new used. */
+size_t wr__amqp_put_content(wr_amqp_conn_t *c, size_t used, uint16_t ch, const wr_body_t *b,
+                            bool persistent);
+
+/* Sends the gathered acks and releases to the core. */
+void wr__amqp_settle_flush(wr_amqp_conn_t *c);
+
+/* The output drained: consumers held back may go on. */
+void wr__amqp_consumers_pump(wr_amqp_conn_t *c);
+
+/* The channel goes: its consumers end, its unsettled messages go back. */
+void wr__amqp_deliver_chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch);
+void wr__amqp_deliver_conn_free(wr_amqp_conn_t *c);
+
+/* ------------------------------------------------------------------------ */
+/* conn.c, channel.c: phase 2 plumbing                                       */
+
+/* One frame through the connection machine (from the socket, or replayed
+ * from a channel's backlog when from_backlog). */
+void wr__amqp_conn_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f, bool from_backlog);
+
+/* Runs the channel's backlog until it is empty or the channel busy again. */
+void wr__amqp_chan_replay(wr_amqp_conn_t *c, wr_amqp_chan_t *ch);
+
+/* Something happened outside a feed (a core answer): let the host re-read
+ * want() and feed what it held back. */
+void wr__amqp_conn_kick(wr_amqp_conn_t *c);
+
+/* Sends whatever is gathered (publishes, acks) to the core. */
+void wr__amqp_flush(wr_amqp_conn_t *c);
+
+/* Room for n more bytes in c->scratch. */
+uint8_t *wr__amqp_scratch(wr_amqp_conn_t *c, size_t used, size_t n);
 
 #endif

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "../../core/log.h"
 #include "amqp_int.h"
 
@@ -48,6 +50,7 @@ static wr_amqp_chan_t *chan_new(wr_amqp_conn_t *c, uint16_t id)
     if (!ch)
         wr_panic(__FILE__, __LINE__, "out of memory");
     ch->id = id;
+    ch->serial = ++c->chan_serial;
     ch->state = WR_AMQP_CH_OPEN;
     ch->flow_active = true;
     init_amqp_pool(&ch->pool, 4096);
@@ -61,21 +64,39 @@ static void content_reset(wr_amqp_chan_t *ch)
 {
     free(ch->body);
     ch->body = NULL;
+    wr_body_unref(ch->msg);
+    ch->msg = NULL;
     ch->content = WR_AMQP_CONTENT_NONE;
     ch->content_method = NULL;
     ch->content_args = NULL;
-    ch->props = NULL;
+    memset(&ch->props, 0, sizeof(ch->props));
+    ch->props_tagged = NULL;
+    ch->props_tagged_len = 0;
     ch->body_size = ch->body_got = 0;
     recycle_amqp_pool(&ch->pool);
 }
 
+static void backlog_clear(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
+{
+    if (ch->backlog) {
+        c->backlog_bytes -= evbuffer_get_length(ch->backlog);
+        evbuffer_free(ch->backlog);
+        ch->backlog = NULL;
+    }
+}
+
 static void chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
 {
+    /* Publishes complete before the close are routed; unsettled deliveries
+     * go back to their queues; consumers end. */
+    wr__amqp_pub_chan_free(c, ch);
+    wr__amqp_deliver_chan_free(c, ch);
     c->chans[ch->id] = NULL;
     c->chans_open--;
     c->chans_freed++;
     atomic_fetch_sub_explicit(&c->env->channels, 1, memory_order_relaxed);
     content_reset(ch);
+    backlog_clear(c, ch);
     empty_amqp_pool(&ch->pool);
     free(ch);
 }
@@ -184,25 +205,37 @@ void wr__amqp_chan_expect_content(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
 static void content_done(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
 {
     const wr_amqp_method_t *m = ch->content_method;
-    wr_amqp_call_t call = {m->id, ch->id, ch->content_args, ch->props, {ch->body, ch->body_size}};
+    wr_amqp_call_t call = {m->id, ch->id, ch->content_args, &ch->props, {NULL, 0}};
     uint64_t freed = c->chans_freed;
 
-    /* The handler borrows args, props and body for the call; the next
-     * content may start right after, so the channel is reset afterwards,
-     * unless the handler freed it (a connection exception frees them all). */
+    if (ch->msg) {
+        call.body.ptr = wr_body_bytes(ch->msg);
+        call.body.len = ch->msg->body_len;
+    }
+    /* The handler borrows args, props and body for the call and may take
+     * ch->msg; the next content may start right after, so the channel is
+     * reset afterwards, unless the handler freed it (a connection exception
+     * frees them all). */
     ch->content = WR_AMQP_CONTENT_NONE;
     wr__amqp_call(c, ch, m, &call);
     if (c->chans_freed == freed)
         content_reset(ch);
 }
 
+/* The message: the tagged properties and the body in one allocation. */
+static void make_msg(wr_amqp_chan_t *ch, const void *body, size_t len)
+{
+    wr_slice_t props = {ch->props_tagged, ch->props_tagged_len};
+    wr_slice_t b = {body, len};
+
+    ch->msg = wr_body_new(props, b);
+}
+
 static void on_header(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_frame_t *f)
 {
     wr_amqp_content_hdr_t h;
-    amqp_bytes_t props;
-    void *decoded;
     uint32_t max = c->env->max_message_bytes ? c->env->max_message_bytes : WR_AMQP_MSG_MAX_DEFAULT;
-    int rc;
+    uint8_t *tagged;
 
     if (ch->content != WR_AMQP_CONTENT_HEADER) {
         wr__amqp_conn_error(c, AMQP_UNEXPECTED_FRAME, 0,
@@ -220,18 +253,20 @@ static void on_header(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_frame
                             WR_AMQP_CLASS(ch->content_method->id), h.class_id);
         return;
     }
-    props = pool_copy(&ch->pool, h.props, h.props_len);
-    rc = wr__amqp_props_ok(h.props, h.props_len)
-             ? amqp_decode_properties(h.class_id, &ch->pool, props, &decoded)
-             : AMQP_STATUS_BAD_AMQP_DATA;
-    if (rc == AMQP_STATUS_NO_MEMORY)
+    /* Kept as received, behind the format tag (props.c); scanned, not
+     * decoded: the fields the broker needs are located and checked. */
+    tagged = amqp_pool_alloc(&ch->pool, h.props_len + 1);
+    if (!tagged)
         wr_panic(__FILE__, __LINE__, "out of memory");
-    if (rc < 0) {
+    tagged[0] = WR_AMQP_PROPS_091;
+    memcpy(tagged + 1, h.props, h.props_len);
+    if (wr__amqp_props_scan(tagged + 1, h.props_len, &ch->props) != WR_OK) {
         wr__amqp_conn_error(c, AMQP_FRAME_ERROR, ch->content_method->id,
                             "cannot decode content properties on channel %u", ch->id);
         return;
     }
-    ch->props = decoded;
+    ch->props_tagged = tagged;
+    ch->props_tagged_len = h.props_len + 1;
     if (h.body_size > max) {
         wr__amqp_chan_error(c, ch, AMQP_PRECONDITION_FAILED, ch->content_method->id,
                             "message size %llu is larger than configured max size %u",
@@ -240,14 +275,11 @@ static void on_header(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_frame
     }
     ch->body_size = h.body_size;
     ch->body_got = 0;
-    if (h.body_size > 0) {
-        ch->body = malloc(h.body_size);
-        if (!ch->body)
-            wr_panic(__FILE__, __LINE__, "out of memory");
-    }
     ch->content = WR_AMQP_CONTENT_BODY;
-    if (h.body_size == 0)
+    if (h.body_size == 0) {
+        make_msg(ch, NULL, 0);
         content_done(c, ch);
+    }
 }
 
 static void on_body(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_frame_t *f)
@@ -263,11 +295,25 @@ static void on_body(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_frame_t
                             ch->id, (unsigned long long)ch->body_size);
         return;
     }
+    if (ch->body_got == 0 && f->size == ch->body_size) {
+        /* The whole body in one frame (the common case): one copy. */
+        make_msg(ch, f->payload, f->size);
+        ch->body_got = f->size;
+        content_done(c, ch);
+        return;
+    }
+    if (!ch->body) {
+        ch->body = malloc(ch->body_size);
+        if (!ch->body)
+            wr_panic(__FILE__, __LINE__, "out of memory");
+    }
     if (f->size)
         memcpy(ch->body + ch->body_got, f->payload, f->size);
     ch->body_got += f->size;
-    if (ch->body_got == ch->body_size)
+    if (ch->body_got == ch->body_size) {
+        make_msg(ch, ch->body, ch->body_size);
         content_done(c, ch);
+    }
 }
 
 void wr__amqp_chan_content_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
@@ -317,6 +363,10 @@ void wr__amqp_on_channel_flow(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
     /* active=false: stop sending content (deliveries) until active=true. */
     ch->flow_active = m->active != 0;
     wr__amqp_send(c, ch->id, AMQP_CHANNEL_FLOW_OK_METHOD, &ok);
+    if (ch->flow_active) {
+        c->want_pump = true;
+        wr__amqp_consumers_pump(c);
+    }
 }
 
 void wr__amqp_on_channel_flow_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
@@ -358,4 +408,48 @@ void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
 
     (void)call;
     wr__amqp_send(c, ch->id, AMQP_ACCESS_REQUEST_OK_METHOD, &ok);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Backlog                                                                  */
+
+void wr__amqp_chan_replay(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
+{
+    uint16_t id = ch->id;
+    uint64_t serial = ch->serial;
+
+    if (c->replaying)
+        return; /* the outer replay goes on */
+    c->replaying = true;
+    for (;;) {
+        wr_amqp_frame_t f;
+        size_t used, n;
+        ch = wr__amqp_chan_get(c, id);
+        if (!ch || ch->serial != serial || ch->busy || !ch->backlog || !c->out ||
+            c->state != WR_AMQP_S_OPEN)
+            break;
+        n = evbuffer_get_length(ch->backlog);
+        if (n == 0)
+            break;
+        if (wr__amqp_frame_read(ch->backlog, 0, &f, &used) != WR_OK) {
+            backlog_clear(c, ch); /* cannot happen: the frames were checked */
+            break;
+        }
+        /* The frame leaves the backlog before it runs: running it may free
+         * the channel (and the backlog with it). */
+        if (used > c->replay_cap) {
+            uint8_t *nb = realloc(c->replay_buf, used);
+            if (!nb)
+                wr_panic(__FILE__, __LINE__, "out of memory");
+            c->replay_buf = nb;
+            c->replay_cap = used;
+        }
+        memcpy(c->replay_buf, f.payload - 7, used);
+        f.payload = c->replay_buf + 7;
+        evbuffer_drain(ch->backlog, used);
+        c->backlog_bytes -= used;
+        wr__amqp_conn_frame(c, &f, true);
+    }
+    c->replaying = false;
+    wr__amqp_flush(c);
 }

@@ -102,7 +102,12 @@ void wr__amqp_conn_unref(wr_amqp_conn_t *c)
 {
     if (!c || --c->refs > 0)
         return;
+    c->refs = 1; /* what freeing the channels gathers is sent, not refcounted */
     wr__amqp_chan_free_all(c);
+    wr__amqp_pub_flush(c);
+    wr__amqp_settle_flush(c);
+    wr__amqp_pub_conn_free(c);
+    wr__amqp_deliver_conn_free(c);
     uncount(c);
     empty_amqp_pool(&c->frame_pool);
     free(c);
@@ -113,10 +118,28 @@ void wr__amqp_conn_detach(wr_amqp_conn_t *c)
     wr_log(WR_LOG_DEBUG, WR_LOGC_AMQP, "conn=%llu peer=%s closed state=%s",
            (unsigned long long)c->id, c->peer, state_name(c->state));
     c->out = NULL;
+    c->kick = NULL;
+    c->host = NULL;
     c->state = WR_AMQP_S_CLOSED;
     wr__amqp_chan_free_all(c);
+    wr__amqp_flush(c);
+    /* Its exclusive queues go, its held claims are released. */
+    if (c->env->core && c->tenant_len)
+        wr_owner_gone(c->env->core, c->id, NULL, NULL, NULL);
     uncount(c);
     wr__amqp_conn_unref(c);
+}
+
+void wr__amqp_conn_kick(wr_amqp_conn_t *c)
+{
+    if (c->kick && c->out && !c->feeding)
+        c->kick(c->host);
+}
+
+void wr__amqp_flush(wr_amqp_conn_t *c)
+{
+    wr__amqp_pub_flush(c);
+    wr__amqp_settle_flush(c);
 }
 
 wr_amqp_want_t wr__amqp_conn_want(const wr_amqp_conn_t *c)
@@ -125,7 +148,7 @@ wr_amqp_want_t wr__amqp_conn_want(const wr_amqp_conn_t *c)
         return WR_AMQP_WANT_DROP;
     if (c->state == WR_AMQP_S_CLOSED)
         return WR_AMQP_WANT_FLUSH;
-    if (evbuffer_get_length(c->out) > WR_AMQP_OUT_HIGH)
+    if (evbuffer_get_length(c->out) > WR_AMQP_OUT_HIGH || c->backlog_bytes > WR_AMQP_OUT_HIGH)
         return WR_AMQP_WANT_PAUSE;
     return WR_AMQP_WANT_READ;
 }
@@ -238,10 +261,13 @@ static amqp_table_entry_t entry_bool(const char *key, bool val)
 
 static void send_start(wr_amqp_conn_t *c)
 {
-    /* Only what really works. To come with phase 2: publisher_confirms,
-     * basic.nack, consumer_cancel_notify, exchange_exchange_bindings,
-     * per_consumer_qos, connection.blocked. */
+    /* Only what really works (connection.blocked is not sent yet). */
     amqp_table_entry_t caps[] = {
+        entry_bool("publisher_confirms", true),
+        entry_bool("exchange_exchange_bindings", true),
+        entry_bool("basic.nack", true),
+        entry_bool("consumer_cancel_notify", true),
+        entry_bool("per_consumer_qos", true),
         entry_bool("authentication_failure_close", true),
     };
     amqp_table_entry_t props[] = {
@@ -312,6 +338,8 @@ void wr__amqp_on_start_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_c
         afc = table_get(&caps->value.table, "authentication_failure_close");
         c->cap_auth_failure_close =
             afc && afc->kind == AMQP_FIELD_KIND_BOOLEAN && afc->value.boolean;
+        afc = table_get(&caps->value.table, "consumer_cancel_notify");
+        c->cap_cancel_notify = afc && afc->kind == AMQP_FIELD_KIND_BOOLEAN && afc->value.boolean;
     }
     printable(mech, sizeof(mech), m->mechanism);
     err = wr__amqp_auth_parse(m->mechanism, m->response, &c->frame_pool, &creds);
@@ -453,7 +481,34 @@ static void on_heartbeat(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
                             f->channel, f->size);
 }
 
-static void on_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
+/* Keeps a frame for a busy channel (ops.c) in its backlog, in order. */
+static bool to_backlog(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
+{
+    wr_amqp_chan_t *ch = wr__amqp_chan_get(c, f->channel);
+    uint8_t h[7];
+
+    if (!ch || (!ch->busy && (!ch->backlog || evbuffer_get_length(ch->backlog) == 0)))
+        return false;
+    if (!ch->backlog) {
+        ch->backlog = evbuffer_new();
+        if (!ch->backlog)
+            wr_panic(__FILE__, __LINE__, "out of memory");
+    }
+    h[0] = f->type;
+    h[1] = (uint8_t)(f->channel >> 8);
+    h[2] = (uint8_t)f->channel;
+    h[3] = (uint8_t)(f->size >> 24);
+    h[4] = (uint8_t)(f->size >> 16);
+    h[5] = (uint8_t)(f->size >> 8);
+    h[6] = (uint8_t)f->size;
+    evbuffer_add(ch->backlog, h, 7);
+    evbuffer_add(ch->backlog, f->payload, f->size);
+    evbuffer_add(ch->backlog, "\xCE", 1);
+    c->backlog_bytes += (size_t)f->size + WR_AMQP_FRAME_OVERHEAD;
+    return true;
+}
+
+void wr__amqp_conn_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f, bool from_backlog)
 {
     switch (c->state) {
     case WR_AMQP_S_CLOSING: {
@@ -484,6 +539,11 @@ static void on_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
         wr__amqp_dispatch(c, f);
         return;
     case WR_AMQP_S_OPEN:
+        if (!from_backlog && f->channel != 0 &&
+            (f->type == AMQP_FRAME_METHOD || f->type == AMQP_FRAME_HEADER ||
+             f->type == AMQP_FRAME_BODY) &&
+            to_backlog(c, f))
+            return;
         switch (f->type) {
         case AMQP_FRAME_METHOD:
             wr__amqp_dispatch(c, f);
@@ -544,6 +604,7 @@ void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms)
     c->now_ms = now_ms;
     if (have > c->in_seen)
         c->last_recv_ms = now_ms;
+    c->feeding = true;
 
     while (c->out && !c->drop) {
         wr_amqp_frame_t f;
@@ -596,8 +657,13 @@ void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms)
             bad_frame(c, in, err);
             continue;
         }
-        on_frame(c, &f);
+        wr__amqp_conn_frame(c, &f, false);
         evbuffer_drain(in, used);
+        if (c->backlog_bytes > WR_AMQP_OUT_HIGH)
+            break; /* busy channels hold enough: read on when they run */
     }
     c->in_seen = evbuffer_get_length(in);
+    /* One read, one core call per run of publishes (publish.c). */
+    wr__amqp_flush(c);
+    c->feeding = false;
 }

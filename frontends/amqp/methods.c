@@ -8,10 +8,9 @@
  *    gets 503 COMMAND_INVALID, as from RabbitMQ;
  *  - an id with no row is 540 NOT_IMPLEMENTED (connection).
  *
- * Phase 1 wires connection.*, channel.* and access.request. exchange.*,
- * queue.*, basic.*, confirm.* and tx.* answer with a channel exception 540
- * "not implemented yet"; wiring one to the core means replacing
- * `not_implemented` in its row with its handler.
+ * connection.* are in conn.c, channel.* and access.request in channel.c,
+ * exchange.* and queue.* in topology.c, basic.publish, confirm.* and tx.*
+ * in publish.c, the other basic.* in deliver.c.
  *
  * Dispatch rules (as RabbitMQ): connection.* only on channel 0 and nothing
  * else there (504); a method on a channel that is not open, other than
@@ -23,12 +22,6 @@
 
 #include "../../core/log.h"
 #include "amqp_int.h"
-
-static void not_implemented(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
-{
-    wr__amqp_chan_error(c, ch, AMQP_NOT_IMPLEMENTED, call->id, "%s is not implemented yet",
-                        wr__amqp_method_name(call->id));
-}
 
 #define M(id, name, flags, fn) {(id), (name), (flags), (fn)}
 #define S WR_AMQP_M_SERVER
@@ -59,53 +52,53 @@ static const wr_amqp_method_t methods[] = {
     M(AMQP_ACCESS_REQUEST_METHOD, "access.request", 0, wr__amqp_on_access_request),
     M(AMQP_ACCESS_REQUEST_OK_METHOD, "access.request-ok", S, NULL),
 
-    M(AMQP_EXCHANGE_DECLARE_METHOD, "exchange.declare", 0, not_implemented),
+    M(AMQP_EXCHANGE_DECLARE_METHOD, "exchange.declare", 0, wr__amqp_on_exchange_declare),
     M(AMQP_EXCHANGE_DECLARE_OK_METHOD, "exchange.declare-ok", S, NULL),
-    M(AMQP_EXCHANGE_DELETE_METHOD, "exchange.delete", 0, not_implemented),
+    M(AMQP_EXCHANGE_DELETE_METHOD, "exchange.delete", 0, wr__amqp_on_exchange_delete),
     M(AMQP_EXCHANGE_DELETE_OK_METHOD, "exchange.delete-ok", S, NULL),
-    M(AMQP_EXCHANGE_BIND_METHOD, "exchange.bind", 0, not_implemented),
+    M(AMQP_EXCHANGE_BIND_METHOD, "exchange.bind", 0, wr__amqp_on_exchange_bind),
     M(AMQP_EXCHANGE_BIND_OK_METHOD, "exchange.bind-ok", S, NULL),
-    M(AMQP_EXCHANGE_UNBIND_METHOD, "exchange.unbind", 0, not_implemented),
+    M(AMQP_EXCHANGE_UNBIND_METHOD, "exchange.unbind", 0, wr__amqp_on_exchange_unbind),
     M(AMQP_EXCHANGE_UNBIND_OK_METHOD, "exchange.unbind-ok", S, NULL),
 
-    M(AMQP_QUEUE_DECLARE_METHOD, "queue.declare", 0, not_implemented),
+    M(AMQP_QUEUE_DECLARE_METHOD, "queue.declare", 0, wr__amqp_on_queue_declare),
     M(AMQP_QUEUE_DECLARE_OK_METHOD, "queue.declare-ok", S, NULL),
-    M(AMQP_QUEUE_BIND_METHOD, "queue.bind", 0, not_implemented),
+    M(AMQP_QUEUE_BIND_METHOD, "queue.bind", 0, wr__amqp_on_queue_bind),
     M(AMQP_QUEUE_BIND_OK_METHOD, "queue.bind-ok", S, NULL),
-    M(AMQP_QUEUE_PURGE_METHOD, "queue.purge", 0, not_implemented),
+    M(AMQP_QUEUE_PURGE_METHOD, "queue.purge", 0, wr__amqp_on_queue_purge),
     M(AMQP_QUEUE_PURGE_OK_METHOD, "queue.purge-ok", S, NULL),
-    M(AMQP_QUEUE_DELETE_METHOD, "queue.delete", 0, not_implemented),
+    M(AMQP_QUEUE_DELETE_METHOD, "queue.delete", 0, wr__amqp_on_queue_delete),
     M(AMQP_QUEUE_DELETE_OK_METHOD, "queue.delete-ok", S, NULL),
-    M(AMQP_QUEUE_UNBIND_METHOD, "queue.unbind", 0, not_implemented),
+    M(AMQP_QUEUE_UNBIND_METHOD, "queue.unbind", 0, wr__amqp_on_queue_unbind),
     M(AMQP_QUEUE_UNBIND_OK_METHOD, "queue.unbind-ok", S, NULL),
 
-    M(AMQP_BASIC_QOS_METHOD, "basic.qos", 0, not_implemented),
+    M(AMQP_BASIC_QOS_METHOD, "basic.qos", 0, wr__amqp_on_basic_qos),
     M(AMQP_BASIC_QOS_OK_METHOD, "basic.qos-ok", S, NULL),
-    M(AMQP_BASIC_CONSUME_METHOD, "basic.consume", 0, not_implemented),
+    M(AMQP_BASIC_CONSUME_METHOD, "basic.consume", 0, wr__amqp_on_basic_consume),
     M(AMQP_BASIC_CONSUME_OK_METHOD, "basic.consume-ok", S, NULL),
-    M(AMQP_BASIC_CANCEL_METHOD, "basic.cancel", 0, not_implemented),
+    M(AMQP_BASIC_CANCEL_METHOD, "basic.cancel", 0, wr__amqp_on_basic_cancel),
     M(AMQP_BASIC_CANCEL_OK_METHOD, "basic.cancel-ok", S, NULL),
-    M(AMQP_BASIC_PUBLISH_METHOD, "basic.publish", C, not_implemented),
+    M(AMQP_BASIC_PUBLISH_METHOD, "basic.publish", C, wr__amqp_on_basic_publish),
     M(AMQP_BASIC_RETURN_METHOD, "basic.return", S | C, NULL),
     M(AMQP_BASIC_DELIVER_METHOD, "basic.deliver", S | C, NULL),
-    M(AMQP_BASIC_GET_METHOD, "basic.get", 0, not_implemented),
+    M(AMQP_BASIC_GET_METHOD, "basic.get", 0, wr__amqp_on_basic_get),
     M(AMQP_BASIC_GET_OK_METHOD, "basic.get-ok", S | C, NULL),
     M(AMQP_BASIC_GET_EMPTY_METHOD, "basic.get-empty", S, NULL),
-    M(AMQP_BASIC_ACK_METHOD, "basic.ack", 0, not_implemented),
-    M(AMQP_BASIC_REJECT_METHOD, "basic.reject", 0, not_implemented),
-    M(AMQP_BASIC_RECOVER_ASYNC_METHOD, "basic.recover-async", 0, not_implemented),
-    M(AMQP_BASIC_RECOVER_METHOD, "basic.recover", 0, not_implemented),
+    M(AMQP_BASIC_ACK_METHOD, "basic.ack", 0, wr__amqp_on_basic_ack),
+    M(AMQP_BASIC_REJECT_METHOD, "basic.reject", 0, wr__amqp_on_basic_reject),
+    M(AMQP_BASIC_RECOVER_ASYNC_METHOD, "basic.recover-async", 0, wr__amqp_on_basic_recover_async),
+    M(AMQP_BASIC_RECOVER_METHOD, "basic.recover", 0, wr__amqp_on_basic_recover),
     M(AMQP_BASIC_RECOVER_OK_METHOD, "basic.recover-ok", S, NULL),
-    M(AMQP_BASIC_NACK_METHOD, "basic.nack", 0, not_implemented),
+    M(AMQP_BASIC_NACK_METHOD, "basic.nack", 0, wr__amqp_on_basic_nack),
 
-    M(AMQP_CONFIRM_SELECT_METHOD, "confirm.select", 0, not_implemented),
+    M(AMQP_CONFIRM_SELECT_METHOD, "confirm.select", 0, wr__amqp_on_confirm_select),
     M(AMQP_CONFIRM_SELECT_OK_METHOD, "confirm.select-ok", S, NULL),
 
-    M(AMQP_TX_SELECT_METHOD, "tx.select", 0, not_implemented),
+    M(AMQP_TX_SELECT_METHOD, "tx.select", 0, wr__amqp_on_tx_select),
     M(AMQP_TX_SELECT_OK_METHOD, "tx.select-ok", S, NULL),
-    M(AMQP_TX_COMMIT_METHOD, "tx.commit", 0, not_implemented),
+    M(AMQP_TX_COMMIT_METHOD, "tx.commit", 0, wr__amqp_on_tx_commit),
     M(AMQP_TX_COMMIT_OK_METHOD, "tx.commit-ok", S, NULL),
-    M(AMQP_TX_ROLLBACK_METHOD, "tx.rollback", 0, not_implemented),
+    M(AMQP_TX_ROLLBACK_METHOD, "tx.rollback", 0, wr__amqp_on_tx_rollback),
     M(AMQP_TX_ROLLBACK_OK_METHOD, "tx.rollback-ok", S, NULL),
 };
 
