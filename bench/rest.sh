@@ -21,6 +21,8 @@
 #   REV          build warren from this git revision (e.g. HEAD) in a temp copy,
 #                not from the work tree (which may hold others' unfinished files)
 #   RUNS DURATION CONNS SCENARIOS THREADS   (3, 10, 16,64, post,post10,pop,claim, 2)
+#   PRELOAD      first preload for pop/claim (60000; bench.py doubles it when a
+#                run drains the queue); PRELOAD_WARREN / PRELOAD_ZAQAR per server
 #   OUT          results folder (default bench/results/<stamp>, QUICK: .../quick-<stamp>)
 #   KEEP=1       keep the temp dir (warren's data dir, logs)
 set -euo pipefail
@@ -153,7 +155,8 @@ for run in $(seq 1 "$RUNS"); do
         else
           url=$ZAQAR_URL; pids=$ZAQAR_PIDS; extra=(--redis-pid "$REDIS_PID")
         fi
-        pre=$($PY "$REPORT" preload "$OUT/raw" "$srv" "$scen" "$conns" 60000)
+        if [ "$srv" = warren ]; then pre0=${PRELOAD_WARREN:-${PRELOAD:-60000}}; else pre0=${PRELOAD_ZAQAR:-${PRELOAD:-60000}}; fi
+        pre=$($PY "$REPORT" preload "$OUT/raw" "$srv" "$scen" "$conns" "$pre0")
         say "run $run/$RUNS $scen c=$conns $srv"
         raw=$OUT/raw/$srv-$scen-c$conns-r$run.json
         if ! $PY "$BENCH_PY" "$url" --label "$srv" --runs 1 --duration "$DURATION" \
