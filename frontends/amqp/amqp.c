@@ -341,6 +341,11 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
            (unsigned long long)s->conn->id, peer, wr_loop_id(sh->loop));
 
     bufferevent_setwatermark(s->bev, EV_READ, 0, WR_AMQP_IN_MAX);
+    /* libevent reads and writes 16 KiB at a time by default: a pipelining
+     * producer or a busy consumer would pay a system call per ~100 small
+     * messages. */
+    bufferevent_set_max_single_read(s->bev, WR_AMQP_IN_MAX);
+    bufferevent_set_max_single_write(s->bev, WR_AMQP_OUT_HIGH);
     bufferevent_setwatermark(s->bev, EV_WRITE, WR_AMQP_OUT_LOW, 0);
     bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);

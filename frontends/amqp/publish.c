@@ -252,6 +252,18 @@ void wr__amqp_pub_flush(wr_amqp_conn_t *c)
             wr_body_unref(p->msgs[i].body);
         return;
     }
+    if (!p->slotted && !p->mandatory && p->exch_len == 0) {
+        /* The default exchange always exists and nobody waits for an
+         * answer: fire and forget (saves the reply's trip through the
+         * loop; an unroutable message is simply dropped, as in RabbitMQ). */
+        err = wr_publish_routed(c->env->core, tenant_of(c), (wr_slice_t){NULL, 0},
+                                (wr_slice_t){p->rk, p->rk_len}, NULL, 0, p->msgs, p->n, 0, NULL,
+                                NULL, NULL);
+        if (err != WR_OK)
+            wr_log(WR_LOG_WARN, WR_LOGC_AMQP, "conn=%llu publish to '%s': %s",
+                   (unsigned long long)c->id, p->rk, wr_strerror(err));
+        return;
+    }
     b = malloc(sizeof(*b) + (p->mandatory ? p->n * sizeof(wr_body_t *) : 0));
     if (!b)
         wr_panic(__FILE__, __LINE__, "out of memory");
