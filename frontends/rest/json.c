@@ -5,13 +5,17 @@
  * built as jansson trees: a list of messages is mostly message bodies that
  * are already JSON text, so copying them in costs one memcpy each.
  *
- * Layout: buffers, JSON strings, the allocation-free validator, message
- * bodies, parsing request documents with jansson.
+ * Everything JSON is jansson's: parsing (request documents, and deciding
+ * whether a stored body is JSON text), and the encoding of strings.
+ *
+ * Layout: buffers, JSON strings, message bodies, parsing request documents.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/http.h>
 
 #include "../../core/log.h"
 #include "rest_int.h"
@@ -137,282 +141,32 @@ size_t wr_rest_utf8_seq(const uint8_t *p, size_t n)
     return 0;
 }
 
-static bool utf8_valid(const uint8_t *p, size_t n)
+/* Appends a jansson string value and drops the reference. */
+static void put_jstring(wr_rest_buf_t *b, json_t *str)
 {
-    size_t i = 0, k;
-
-    while (i < n) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        k = wr_rest_utf8_seq(p + i, n - i);
-        if (k == 0)
-            return false;
-        i += k;
-    }
-    return true;
+    wr_rest_buf_json(b, str);
+    json_decref(str);
 }
 
 void wr_rest_buf_jstr(wr_rest_buf_t *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0, run = 0, k;
+    /* jansson refuses a string that is not UTF-8. */
+    json_t *str = json_stringn(s, n);
+    wr_rest_buf_t fixed = {0};
 
-    wr_rest_buf_reserve(b, n + 2);
-    wr_rest_buf_putc(b, '"');
-    while (i < n) {
-        uint8_t c = p[i];
-
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            run++;
-            continue;
-        }
-        if (c >= 0x80 && (k = wr_rest_utf8_seq(p + i, n - i)) > 0) {
-            i += k;
-            run += k;
-            continue;
-        }
-        /* Flush the plain run before an escape. */
-        wr_rest_buf_put(b, s + i - run, run);
-        run = 0;
-        i++;
-        switch (c) {
-        case '"':
-            wr_rest_buf_put(b, "\\\"", 2);
-            break;
-        case '\\':
-            wr_rest_buf_put(b, "\\\\", 2);
-            break;
-        case '\n':
-            wr_rest_buf_put(b, "\\n", 2);
-            break;
-        case '\r':
-            wr_rest_buf_put(b, "\\r", 2);
-            break;
-        case '\t':
-            wr_rest_buf_put(b, "\\t", 2);
-            break;
-        default:
-            if (c >= 0x80) {
-                wr_rest_buf_put(b, "\\ufffd", 6); /* not UTF-8 */
-            } else {
-                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                wr_rest_buf_put(b, e, 6);
-            }
-        }
+    if (str) {
+        put_jstring(b, str);
+        return;
     }
-    wr_rest_buf_put(b, s + i - run, run);
-    wr_rest_buf_putc(b, '"');
-}
-
-/* ------------------------------------------------------------------------ */
-/* The validator                                                            */
-
-#define CHECK_STACK_MAX 1024 /* deepest nesting the validator can track */
-
-static bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_hex(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* Scans the string starting at s[*i] == '"'; leaves *i after the closing
- * quote. */
-static bool scan_string(const char *s, size_t n, size_t *i)
-{
-    const uint8_t *p = (const uint8_t *)s;
-    size_t j = *i + 1, k;
-
-    while (j < n) {
-        uint8_t c = p[j];
-
-        if (c == '"') {
-            *i = j + 1;
-            return true;
-        }
-        if (c == '\\') {
-            if (j + 1 >= n)
-                return false;
-            c = p[j + 1];
-            if (c == 'u') {
-                if (j + 5 >= n || !is_hex((char)p[j + 2]) || !is_hex((char)p[j + 3]) ||
-                    !is_hex((char)p[j + 4]) || !is_hex((char)p[j + 5]))
-                    return false;
-                j += 6;
-            } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' ||
-                       c == 'r' || c == 't') {
-                j += 2;
-            } else {
-                return false;
-            }
-            continue;
-        }
-        if (c < 0x20)
-            return false;
-        if (c < 0x80) {
-            j++;
-            continue;
-        }
-        k = wr_rest_utf8_seq(p + j, n - j);
-        if (k == 0)
-            return false;
-        j += k;
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        k = wr_rest_utf8_seq((const uint8_t *)s + i, n - i);
+        if (k)
+            wr_rest_buf_put(&fixed, s + i, k);
+        else
+            wr_rest_buf_put(&fixed, "\xef\xbf\xbd", 3); /* U+FFFD */
     }
-    return false;
-}
-
-static bool scan_number(const char *s, size_t n, size_t *i)
-{
-    size_t j = *i;
-
-    if (j < n && s[j] == '-')
-        j++;
-    if (j >= n)
-        return false;
-    if (s[j] == '0') {
-        j++;
-    } else if (s[j] >= '1' && s[j] <= '9') {
-        while (j < n && is_digit(s[j]))
-            j++;
-    } else {
-        return false;
-    }
-    if (j < n && s[j] == '.') {
-        j++;
-        if (j >= n || !is_digit(s[j]))
-            return false;
-        while (j < n && is_digit(s[j]))
-            j++;
-    }
-    if (j < n && (s[j] == 'e' || s[j] == 'E')) {
-        j++;
-        if (j < n && (s[j] == '+' || s[j] == '-'))
-            j++;
-        if (j >= n || !is_digit(s[j]))
-            return false;
-        while (j < n && is_digit(s[j]))
-            j++;
-    }
-    *i = j;
-    return true;
-}
-
-static bool scan_literal(const char *s, size_t n, size_t *i)
-{
-    static const char *const lits[] = {"true", "false", "null"};
-
-    for (size_t k = 0; k < 3; k++) {
-        size_t l = strlen(lits[k]);
-        if (n - *i >= l && memcmp(s + *i, lits[k], l) == 0) {
-            *i += l;
-            return true;
-        }
-    }
-    return false;
-}
-
-int wr_rest_json_check(const char *s, size_t n, unsigned max_depth)
-{
-    /* What may come next. */
-    enum { VALUE, VALUE_OR_CLOSE, KEY, KEY_OR_CLOSE, COLON, AFTER } st = VALUE;
-    uint8_t objs[CHECK_STACK_MAX / 8] = {0}; /* bit d: level d+1 is an object */
-    unsigned depth = 0;
-    size_t i = 0;
-
-    if (max_depth > CHECK_STACK_MAX)
-        max_depth = CHECK_STACK_MAX;
-    for (;;) {
-        char c;
-
-        while (i < n && is_ws(s[i]))
-            i++;
-        if (i == n)
-            return (st == AFTER && depth == 0) ? WR_REST_JSON_OK : WR_REST_JSON_BAD;
-        c = s[i];
-        switch (st) {
-        case VALUE_OR_CLOSE:
-            if (c == ']') {
-                depth--;
-                i++;
-                st = AFTER;
-                break;
-            }
-            /* fall through */
-        case VALUE:
-            if (c == '{' || c == '[') {
-                if (depth >= max_depth)
-                    return WR_REST_JSON_DEEP;
-                if (c == '{')
-                    objs[depth / 8] |= (uint8_t)(1u << (depth % 8));
-                else
-                    objs[depth / 8] &= (uint8_t) ~(1u << (depth % 8));
-                depth++;
-                i++;
-                st = c == '{' ? KEY_OR_CLOSE : VALUE_OR_CLOSE;
-            } else if (c == '"') {
-                if (!scan_string(s, n, &i))
-                    return WR_REST_JSON_BAD;
-                st = AFTER;
-            } else if (c == '-' || is_digit(c)) {
-                if (!scan_number(s, n, &i))
-                    return WR_REST_JSON_BAD;
-                st = AFTER;
-            } else {
-                if (!scan_literal(s, n, &i))
-                    return WR_REST_JSON_BAD;
-                st = AFTER;
-            }
-            break;
-        case KEY_OR_CLOSE:
-            if (c == '}') {
-                depth--;
-                i++;
-                st = AFTER;
-                break;
-            }
-            /* fall through */
-        case KEY:
-            if (c != '"' || !scan_string(s, n, &i))
-                return WR_REST_JSON_BAD;
-            st = COLON;
-            break;
-        case COLON:
-            if (c != ':')
-                return WR_REST_JSON_BAD;
-            i++;
-            st = VALUE;
-            break;
-        case AFTER: {
-            bool in_obj;
-
-            if (depth == 0)
-                return WR_REST_JSON_BAD; /* trailing bytes */
-            in_obj = objs[(depth - 1) / 8] & (1u << ((depth - 1) % 8));
-            if (c == ',') {
-                st = in_obj ? KEY : VALUE;
-            } else if ((c == '}' && in_obj) || (c == ']' && !in_obj)) {
-                depth--;
-                st = AFTER;
-            } else {
-                return WR_REST_JSON_BAD;
-            }
-            i++;
-            break;
-        }
-        }
-    }
+    put_jstring(b, json_stringn_nocheck(fixed.p ? fixed.p : "", fixed.len));
+    wr_rest_buf_free(&fixed);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -438,32 +192,46 @@ static void put_base64(wr_rest_buf_t *b, const uint8_t *p, size_t n)
     wr_rest_buf_putc(b, '"');
 }
 
+/* Whether the bytes are one JSON text, as jansson reads it. Only a text
+ * starting like one (after blanks) is parsed at all: AMQP bodies are mostly
+ * not JSON, and most of those say so in their first byte. */
+static bool is_json_text(const uint8_t *p, size_t n)
+{
+    static const char starts[] = "{[\"-0123456789tfn";
+    json_error_t e;
+    json_t *v;
+    size_t i = 0;
+
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    if (i == n || !memchr(starts, p[i], sizeof(starts) - 1))
+        return false;
+    v = json_loadb((const char *)p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    json_decref(v);
+    return v != NULL;
+}
+
 void wr_rest_buf_body(wr_rest_buf_t *b, const uint8_t *p, size_t n)
 {
-    if (n > 0 && wr_rest_json_check((const char *)p, n, CHECK_STACK_MAX) == WR_REST_JSON_OK)
-        wr_rest_buf_put(b, p, n);
-    else if (utf8_valid(p, n))
-        wr_rest_buf_jstr(b, (const char *)p, n);
+    json_t *str;
+
+    if (is_json_text(p, n))
+        wr_rest_buf_put(b, p, n); /* kept as the bytes it is */
+    else if ((str = json_stringn((const char *)p, n)) != NULL)
+        put_jstring(b, str); /* UTF-8 text */
     else
         put_base64(b, p, n);
 }
 
 void wr_rest_buf_urlenc(wr_rest_buf_t *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789ABCDEF";
+    /* libevent keeps RFC 3986's unreserved characters, escapes the rest */
+    char *enc = evhttp_uriencode(s, (ev_ssize_t)n, 0);
 
-    wr_rest_buf_reserve(b, n);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            wr_rest_buf_putc(b, (char)c);
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            wr_rest_buf_put(b, e, 3);
-        }
-    }
+    if (!enc)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    wr_rest_buf_puts(b, enc);
+    free(enc);
 }
 
 void wr_rest_buf_json(wr_rest_buf_t *b, const json_t *v)
@@ -483,28 +251,57 @@ void wr_rest_buf_json(wr_rest_buf_t *b, const json_t *v)
 /* ------------------------------------------------------------------------ */
 /* Request documents                                                        */
 
+/* Whether containers nest deeper than `max` levels below v ("[[1]]" has 2).
+ * The recursion stops at max + 1 levels. */
+static bool nests_deeper(const json_t *v, unsigned max)
+{
+    const char *key;
+    json_t *child;
+    size_t i;
+
+    if (!json_is_object(v) && !json_is_array(v))
+        return false;
+    if (max == 0)
+        return true;
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, child)
+        {
+            if (nests_deeper(child, max - 1))
+                return true;
+        }
+    } else {
+        json_object_foreach((json_t *)v, key, child)
+        {
+            if (nests_deeper(child, max - 1))
+                return true;
+        }
+    }
+    return false;
+}
+
 json_t *wr_rest_json_parse(const char *p, size_t n, const char **why)
 {
     json_error_t e;
     json_t *v;
 
-    switch (wr_rest_json_check(p, n, WR_REST_JSON_DEPTH)) {
-    case WR_REST_JSON_OK:
-        break;
-    case WR_REST_JSON_DEEP:
-        *why = "Request body is nested too deeply.";
-        return NULL;
-    default:
-        *why = "Request body could not be parsed.";
-        return NULL;
-    }
     /* Without JSON_DECODE_ANY jansson wants an object or array at the top,
-     * which is Zaqar's read_json rule too. */
+     * which is Zaqar's read_json rule too. jansson's parser bounds its own
+     * recursion (JSON_PARSER_MAX_DEPTH); ours is the tighter limit. */
     v = json_loadb(p, n, JSON_ALLOW_NUL, &e);
     if (!v) {
-        *why = json_error_code(&e) == json_error_numeric_overflow
-                   ? "JSON contains integer that is too large."
-                   : "Request body could not be parsed.";
+        enum json_error_code code = json_error_code(&e);
+
+        if (code == json_error_stack_overflow)
+            *why = "Request body is nested too deeply.";
+        else if (code == json_error_numeric_overflow)
+            *why = "JSON contains integer that is too large.";
+        else
+            *why = "Request body could not be parsed.";
+        return NULL;
+    }
+    if (nests_deeper(v, WR_REST_JSON_DEPTH)) {
+        json_decref(v);
+        *why = "Request body is nested too deeply.";
         return NULL;
     }
     return v;

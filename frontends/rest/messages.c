@@ -14,8 +14,9 @@
  *    _default_message_delay (Zaqar's sanitiser drops it otherwise), so a
  *    POST carrying any "delay" first asks the core for the queue's
  *    attributes. Posts without "delay" cost one core call.
- *  - Bodies are stored as compact JSON text; reading one back embeds the
- *    bytes as they are (json.c).
+ *  - The document is parsed with jansson and each body stored as jansson's
+ *    compact JSON text of it; reading one back embeds the bytes as they are
+ *    (json.c).
  *  - DELETE .../messages/{id}?claim_id= that the core refuses (EINVAL)
  *    reads the message once more to tell Zaqar's 403 (claimed by another
  *    claim) from its 400 (not claimed, or the claim has expired).
@@ -99,6 +100,10 @@ static void put_msgs(wr_rest_buf_t *b, const wr_rest_call_t *c, const wr_msgs_re
 
 /* ------------------------------------------------------------------------ */
 /* POST                                                                     */
+
+#define WR_REST_DELAY_NONE 0 /* no "delay" */
+#define WR_REST_DELAY_INT 1  /* an integer, in delay_s */
+#define WR_REST_DELAY_BAD 2  /* present but not an integer */
 
 typedef struct pmsg {
     wr_body_t *body; /* our reference; each publish takes another */
@@ -248,120 +253,89 @@ static void on_post_stat(void *arg, const wr_queue_stat_res_t *res)
     post_apply_delay(c, res->err == WR_OK ? res->attrs.default_delay_ms : 0);
 }
 
-/*
- * The general path: jansson, with Zaqar's errors (sanitize() for types and
- * the required body, then message_posting()). Bodies are serialized into
- * `text`; the messages' body pointers point into it. Returns the count, or
- * 0 after failing the call.
- */
-static size_t post_general(wr_rest_call_t *c, const wr_rest_req_t *req, wr_rest_buf_t *text,
-                           wr_rest_post_msg_t **out)
+/* Zaqar's sanitize(): the types of one message. NULL if they are fine. */
+static const char *msg_type_error(const json_t *m)
 {
-    const json_t *msgs, *m;
-    wr_rest_post_msg_t *pm;
-    size_t *offs, i, n;
-    json_t *doc;
+    const json_t *ttl;
 
-    *out = NULL;
-    doc = wr_rest_body_json(c, req);
-    if (!doc)
-        return 0;
-    msgs = json_is_object(doc) ? json_object_get(doc, "messages") : NULL;
-    if (!msgs) {
-        json_decref(doc);
-        wr_rest_fail(c, 400, NULL, "No messages were found in the request body.");
-        return 0;
-    }
-    if (!json_is_array(msgs)) {
-        json_decref(doc);
-        wr_rest_fail_body(c, "Document type not supported.");
-        return 0;
-    }
-    n = json_array_size(msgs);
-    if (n == 0) {
-        json_decref(doc);
-        wr_rest_fail(c, 400, NULL, "No messages to enqueu.");
-        return 0;
-    }
-    pm = calloc(n, sizeof(*pm));
-    offs = calloc(n, sizeof(*offs));
-    if (!pm || !offs)
-        wr_panic(__FILE__, __LINE__, "out of memory");
-    json_array_foreach(msgs, i, m)
-    {
-        const json_t *ttl, *body, *delay;
-        const char *why = NULL;
-
-        if (!json_is_object(m))
-            why = "Messages must be JSON objects.";
-        else if ((ttl = json_object_get(m, "ttl")) && !json_is_integer(ttl) &&
-                 !json_is_boolean(ttl))
-            why = "The value of the \"ttl\" field must be a int.";
-        else if (!(body = json_object_get(m, "body")))
-            why = "Missing \"body\" field.";
-        if (why) {
-            free(pm);
-            free(offs);
-            json_decref(doc);
-            wr_rest_fail_body(c, why);
-            return 0;
-        }
-        if (ttl) {
-            pm[i].has_ttl = true;
-            pm[i].ttl = json_is_integer(ttl) ? json_integer_value(ttl) : json_is_true(ttl);
-        }
-        delay = json_object_get(m, "delay");
-        if (delay && (json_is_integer(delay) || json_is_boolean(delay))) {
-            pm[i].delay = WR_REST_DELAY_INT;
-            pm[i].delay_s =
-                json_is_integer(delay) ? json_integer_value(delay) : json_is_true(delay);
-        } else if (delay) {
-            pm[i].delay = WR_REST_DELAY_BAD;
-        }
-        offs[i] = text->len;
-        wr_rest_buf_json(text, body);
-        pm[i].body_len = text->len - offs[i];
-    }
-    for (i = 0; i < n; i++)
-        pm[i].body = text->p + offs[i]; /* text no longer moves */
-    free(offs);
-    json_decref(doc);
-    *out = pm;
-    return n;
+    if (!json_is_object(m))
+        return "Messages must be JSON objects.";
+    ttl = json_object_get(m, "ttl");
+    if (ttl && !json_is_integer(ttl) && !json_is_boolean(ttl))
+        return "The value of the \"ttl\" field must be a int.";
+    if (!json_object_get(m, "body"))
+        return "Missing \"body\" field.";
+    return NULL;
 }
 
+/* An integer field as Python sees it: a boolean is 0 or 1. */
+static int64_t int_of(const json_t *v)
+{
+    return json_is_integer(v) ? json_integer_value(v) : json_is_true(v);
+}
+
+/* Fails the call with `doc` dropped. */
+static void post_fail(wr_rest_call_t *c, json_t *doc, uint16_t status, const char *title,
+                      const char *desc)
+{
+    json_decref(doc);
+    wr_rest_fail(c, status, title, desc);
+}
+
+/*
+ * The document is read with jansson and checked as Zaqar does: sanitize()
+ * for the shape and types of every message, then the count, then
+ * message_posting() for the TTL ranges. Each body is stored as jansson's
+ * compact serialization of it.
+ */
 void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
 {
-    wr_rest_post_msg_t *pm = NULL;
+    static const char bad_body[] = "Invalid request body";
+    const json_t *msgs, *m;
     wr_rest_buf_t text = {0};
     post_st_t *st;
     bool any_delay = false;
-    size_t n = 0;
+    size_t i, n;
+    json_t *doc;
 
-    if (req->body_len > 0 &&
-        wr_rest_json_check(req->body, req->body_len, WR_REST_JSON_DEPTH) == WR_REST_JSON_OK)
-        n = wr_rest_post_parse(req->body, req->body_len, &pm);
+    doc = wr_rest_body_json(c, req);
+    if (!doc)
+        return;
+    msgs = json_is_object(doc) ? json_object_get(doc, "messages") : NULL;
+    if (!msgs) {
+        post_fail(c, doc, 400, NULL, "No messages were found in the request body.");
+        return;
+    }
+    if (!json_is_array(msgs)) {
+        post_fail(c, doc, 400, bad_body, "Document type not supported.");
+        return;
+    }
+    n = json_array_size(msgs);
     if (n == 0) {
-        n = post_general(c, req, &text, &pm);
-        if (n == 0) {
-            wr_rest_buf_free(&text); /* bodies serialized before an error */
+        post_fail(c, doc, 400, NULL, "No messages to enqueu.");
+        return;
+    }
+    json_array_foreach(msgs, i, m)
+    {
+        const char *why = msg_type_error(m);
+
+        if (why) {
+            post_fail(c, doc, 400, bad_body, why);
             return;
         }
     }
     if (n > WR_BATCH_MAX) {
-        free(pm);
-        wr_rest_buf_free(&text);
-        wr_rest_fail(c, 400, NULL, "Too many messages in one request (at most 1000).");
+        post_fail(c, doc, 400, NULL, "Too many messages in one request (at most 1000).");
         return;
     }
-    /* message_posting(): the TTL range, after every type was checked */
-    for (size_t i = 0; i < n; i++) {
-        if (pm[i].has_ttl && (pm[i].ttl < WR_REST_MSG_TTL_MIN || pm[i].ttl > WR_REST_MSG_TTL_MAX)) {
-            free(pm);
-            wr_rest_buf_free(&text);
-            wr_rest_fail(c, 400, NULL,
-                         "The TTL for a message may not exceed 1209600 seconds, and must be at "
-                         "least 60 seconds long.");
+    json_array_foreach(msgs, i, m)
+    {
+        const json_t *ttl = json_object_get(m, "ttl");
+
+        if (ttl && (int_of(ttl) < WR_REST_MSG_TTL_MIN || int_of(ttl) > WR_REST_MSG_TTL_MAX)) {
+            post_fail(c, doc, 400, NULL,
+                      "The TTL for a message may not exceed 1209600 seconds, and must be at "
+                      "least 60 seconds long.");
             return;
         }
     }
@@ -370,18 +344,29 @@ void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
         wr_panic(__FILE__, __LINE__, "out of memory");
     st->created = false;
     st->n = n;
-    for (size_t i = 0; i < n; i++) {
-        st->m[i] = (pmsg_t){
-            .body = wr_body_new((wr_slice_t){NULL, 0}, (wr_slice_t){pm[i].body, pm[i].body_len}),
-            .ttl_ms = pm[i].has_ttl ? pm[i].ttl * 1000 : 0,
-            .delay = pm[i].delay,
-            .delay_s = pm[i].delay_s,
+    json_array_foreach(msgs, i, m)
+    {
+        const json_t *ttl = json_object_get(m, "ttl"), *delay = json_object_get(m, "delay");
+        pmsg_t *pm = &st->m[i];
+
+        text.len = 0;
+        wr_rest_buf_json(&text, json_object_get(m, "body"));
+        *pm = (pmsg_t){
+            .body = wr_body_new((wr_slice_t){NULL, 0}, (wr_slice_t){text.p, text.len}),
+            .ttl_ms = ttl ? int_of(ttl) * 1000 : 0,
+            .delay = WR_REST_DELAY_NONE,
             .delay_ms = -1,
         };
-        any_delay |= pm[i].delay != WR_REST_DELAY_NONE;
+        if (delay && (json_is_integer(delay) || json_is_boolean(delay))) {
+            pm->delay = WR_REST_DELAY_INT;
+            pm->delay_s = int_of(delay);
+        } else if (delay) {
+            pm->delay = WR_REST_DELAY_BAD;
+        }
+        any_delay |= pm->delay != WR_REST_DELAY_NONE;
     }
-    free(pm);
     wr_rest_buf_free(&text);
+    json_decref(doc);
     c->st = st;
     c->st_free = post_st_free;
     if (any_delay) {
@@ -408,26 +393,13 @@ typedef struct idlist {
  * falcon's get_param_as_list). Counts stop mattering past IDS_MAX + 1. */
 static void collect_ids(const wr_rest_req_t *req, idlist_t *l)
 {
-    wr_rest_qiter_t it;
-    const char *k, *v;
-    size_t kn, vn;
-
     l->given = l->n = 0;
-    wr_rest_qiter_init(&it, req->query, req->query_len);
-    while (wr_rest_qiter_next(&it, &k, &kn, &v, &vn)) {
-        char key[8], val[2048];
-        long kl = wr_rest_pct_decode(k, kn, key, sizeof(key), true), vl;
-        const char *p, *end;
+    for (size_t i = 0; req->args && i < req->args->n; i++) {
+        const wr_rest_arg_t *a = &req->args->a[i];
+        const char *p = a->val, *end = a->val + a->vlen;
 
-        if (kl != 3 || memcmp(key, "ids", 3) != 0 || vn == 0)
+        if (a->klen != 3 || memcmp(a->key, "ids", 3) != 0)
             continue;
-        vl = wr_rest_pct_decode(v, vn, val, sizeof(val), true);
-        if (vl < 0) {
-            l->given = IDS_MAX + 1; /* far too many to be valid */
-            continue;
-        }
-        p = val;
-        end = val + vl;
         while (p < end) {
             const char *comma = memchr(p, ',', (size_t)(end - p));
             const char *stop = comma ? comma : end;
@@ -538,8 +510,8 @@ void wr_rest_msgs_get(wr_rest_call_t *c, const wr_rest_req_t *req)
     int64_t limit = WR_REST_PAGE_DEFAULT;
     uint64_t marker = 0;
     unsigned flags = 0;
-    char mbuf[32];
-    long mn;
+    const char *mv;
+    size_t mn;
     int r;
     wr_err_t err;
 
@@ -575,10 +547,10 @@ void wr_rest_msgs_get(wr_rest_call_t *c, const wr_rest_req_t *req)
         return;
     /* The marker is ours (a decimal sequence); like Zaqar's, a marker that
      * does not decode lists from the start. */
-    mn = wr_rest_query_get(req->query, req->query_len, "marker", mbuf, sizeof(mbuf));
-    if (mn > 0) {
+    mv = wr_rest_arg(req, "marker", &mn);
+    if (mv) {
         int64_t m;
-        if (wr_rest_parse_int(mbuf, (size_t)mn, &m) && m > 0)
+        if (wr_rest_parse_int(mv, mn, &m) && m > 0)
             marker = (uint64_t)m;
     }
     if (st->echo != 1)
@@ -690,8 +662,8 @@ static void on_delete_one(void *arg, const wr_count_res_t *res)
 void wr_rest_msg_delete(wr_rest_call_t *c, const wr_rest_req_t *req)
 {
     uint64_t cid = 0;
-    char cbuf[64];
-    long cn;
+    const char *cv;
+    size_t cn;
     wr_err_t err;
 
     /* The mongodb driver's order: an id that cannot exist is a success,
@@ -701,8 +673,8 @@ void wr_rest_msg_delete(wr_rest_call_t *c, const wr_rest_req_t *req)
         wr_rest_finish(c);
         return;
     }
-    cn = wr_rest_query_get(req->query, req->query_len, "claim_id", cbuf, sizeof(cbuf));
-    if (cn != -1 && (cn < 0 || !wr_rest_id_parse(cbuf, (size_t)cn, &cid))) {
+    cv = wr_rest_arg(req, "claim_id", &cn);
+    if (cv && !wr_rest_id_parse(cv, cn, &cid)) {
         wr_rest_fail(c, 400, del_title, del_no_claim);
         return;
     }

@@ -915,11 +915,9 @@ static void on_scan(void *arg, const wr_queue_list_res_t *res)
 static bool list_params(wr_rest_call_t *c, const wr_rest_req_t *req, qlist_t *l)
 {
     static const char *const fields[] = {"marker", "limit", "detailed", "name", "with_count"};
-    wr_rest_qiter_t it;
-    const char *k, *v;
-    size_t kn, vn;
     int64_t limit = WR_REST_PAGE_DEFAULT;
-    long n;
+    const char *v;
+    size_t n;
     int r;
 
     r = wr_rest_qparam_int(c, req, "limit", 1, WR_REST_PAGE_MAX,
@@ -936,57 +934,57 @@ static bool list_params(wr_rest_call_t *c, const wr_rest_req_t *req, qlist_t *l)
     if (r < 0)
         return false;
     l->with_count_given = r > 0;
-    n = wr_rest_query_get(req->query, req->query_len, "marker", l->scan, sizeof(l->scan) - 1);
-    if (n == -2) {
-        wr_rest_fail(c, 400, NULL, "The marker is too long.");
-        return false;
+    if ((v = wr_rest_arg(req, "marker", &n)) != NULL) {
+        if (n > sizeof(l->scan) - 1) {
+            wr_rest_fail(c, 400, NULL, "The marker is too long.");
+            return false;
+        }
+        memcpy(l->scan, v, n);
+        l->scan_len = n;
     }
-    l->scan_len = n > 0 ? (size_t)n : 0;
-    n = wr_rest_query_get(req->query, req->query_len, "name", l->name, sizeof(l->name));
-    if (n == -2) {
-        wr_rest_fail(c, 400, NULL, "The name filter is too long.");
-        return false;
+    if ((v = wr_rest_arg(req, "name", &n)) != NULL) {
+        if (n > sizeof(l->name)) {
+            wr_rest_fail(c, 400, NULL, "The name filter is too long.");
+            return false;
+        }
+        memcpy(l->name, v, n);
+        l->name_len = n;
     }
-    l->name_len = n > 0 ? (size_t)n : 0;
 
     /* Every other key filters on metadata. */
-    wr_rest_qiter_init(&it, req->query, req->query_len);
-    while (wr_rest_qiter_next(&it, &k, &kn, &v, &vn)) {
+    for (size_t i = 0; req->args && i < req->args->n; i++) {
+        const wr_rest_arg_t *a = &req->args->a[i];
         qfilter_t *f;
         bool known = false;
-        long kl;
-        char key[128];
 
-        if (vn == 0)
+        if (a->vlen == 0)
             continue; /* falcon drops blank values */
-        kl = wr_rest_pct_decode(k, kn, key, sizeof(key) - 1, true);
-        if (kl < 0) {
+        if (a->klen > sizeof(f->key) - 1) {
             wr_rest_fail(c, 400, NULL, "A filter name is too long.");
             return false;
         }
-        key[kl] = '\0';
-        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-            known |= strcmp(key, fields[i]) == 0;
+        for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++)
+            known |= strcmp(a->key, fields[k]) == 0;
         if (known)
             continue;
         f = NULL;
-        for (size_t i = 0; i < l->nfilters; i++)
-            if (strcmp(l->f[i].key, key) == 0)
-                f = &l->f[i]; /* a repeated key: the last value wins */
+        for (size_t k = 0; k < l->nfilters; k++)
+            if (strcmp(l->f[k].key, a->key) == 0)
+                f = &l->f[k]; /* a repeated key: the last value wins */
         if (!f) {
             if (l->nfilters == LIST_FILTERS_MAX) {
                 wr_rest_fail(c, 400, NULL, "Too many metadata filters.");
                 return false;
             }
             f = &l->f[l->nfilters++];
-            memcpy(f->key, key, (size_t)kl + 1);
+            memcpy(f->key, a->key, a->klen + 1);
         }
-        n = wr_rest_pct_decode(v, vn, f->sval, sizeof(f->sval), true);
-        if (n < 0) {
+        if (a->vlen > sizeof(f->sval)) {
             wr_rest_fail(c, 400, NULL, "A filter value is too long.");
             return false;
         }
-        f->slen = (size_t)n;
+        memcpy(f->sval, a->val, a->vlen);
+        f->slen = a->vlen;
         f->is_int = wr_rest_parse_int(f->sval, f->slen, &f->ival);
     }
     return true;

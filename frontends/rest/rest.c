@@ -508,6 +508,14 @@ static void bind_task(rest_shard_t *sh, int *rc)
         return;
     }
     evhtp_enable_flag(htp, EVHTP_FLAG_ENABLE_REUSEPORT | EVHTP_FLAG_ENABLE_NODELAY);
+    /* evhtp's default adds BEV_OPT_DEFER_CALLBACKS. A deferred callback
+     * holds a reference on its bufferevent until the loop runs it; one still
+     * queued when the loops stop is dropped by event_base_free() without
+     * giving the reference back, and that connection's bufferevent and
+     * buffers leak (rest_free() cannot finish them). Without deferral,
+     * bufferevent_free() leaves only a finalizer, which event_base_free()
+     * runs. */
+    evhtp_set_bev_flags(htp, BEV_OPT_CLOSE_ON_FREE);
     evhtp_set_gencb(htp, on_request, sh);
     evhtp_set_post_accept_cb(htp, on_accept, sh);
     evhtp_set_timeouts(htp, &idle, &send);

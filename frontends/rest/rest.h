@@ -65,6 +65,9 @@ typedef struct wr_rest_req {
     const char *body;
     size_t body_len;
     bool has_body; /* Content-Length or Transfer-Encoding was given */
+    /* Not the transport's (leave NULL): wr_rest_handle() sets it to the
+     * parsed query for the handlers. */
+    const struct wr_rest_args *args;
 } wr_rest_req_t;
 
 /* A growable byte buffer (malloc'd; aborts on out of memory). */

@@ -59,33 +59,27 @@ void wr_rest_buf_free(wr_rest_buf_t *b); /* frees and zeroes */
  * if the bytes there are not one (overlong forms, surrogates, > U+10FFFF). */
 size_t wr_rest_utf8_seq(const uint8_t *p, size_t n);
 
-/* Appends s as a quoted JSON string. Invalid UTF-8 bytes become U+FFFD. */
+/* Appends s as a quoted JSON string (jansson's encoding). Invalid UTF-8
+ * bytes become U+FFFD. */
 void wr_rest_buf_jstr(wr_rest_buf_t *b, const char *s, size_t n);
 
-/* Appends a message body as a JSON value: the bytes themselves when they
- * are a JSON text (everything posted over REST), else a JSON string of them
- * when they are UTF-8, else a JSON string of their base64 (AMQP binaries). */
+/* Appends a message body as a JSON value: the bytes themselves when jansson
+ * reads them as one JSON text (everything posted over REST), else a JSON
+ * string of them when they are UTF-8, else a JSON string of their base64
+ * (AMQP binaries). */
 void wr_rest_buf_body(wr_rest_buf_t *b, const uint8_t *p, size_t n);
 
-/* Appends s percent-encoded for a URL path or query value (everything but
- * A-Z a-z 0-9 - _ . ~ is escaped). */
+/* Appends s percent-encoded for a URL path or query value by libevent's
+ * evhttp_uriencode (everything but A-Z a-z 0-9 - _ . ~ is escaped). */
 void wr_rest_buf_urlenc(wr_rest_buf_t *b, const char *s, size_t n);
 
 /* Appends a JSON value serialized compactly by jansson. */
 void wr_rest_buf_json(wr_rest_buf_t *b, const json_t *v);
 
-#define WR_REST_JSON_OK 0
-#define WR_REST_JSON_BAD (-1)
-#define WR_REST_JSON_DEEP (-2)
-
-/* Validates a JSON text (RFC 8259, any top-level value, UTF-8) without
- * allocating. Returns WR_REST_JSON_OK, _BAD, or _DEEP when arrays/objects
- * nest deeper than max_depth. */
-int wr_rest_json_check(const char *p, size_t n, unsigned max_depth);
-
-/* Parses a request document the way Zaqar's read_json does: an object or an
- * array, integers within int64, nesting at most WR_REST_JSON_DEPTH. On
- * failure returns NULL and sets *why to a description for a 400. */
+/* Parses a request document with jansson the way Zaqar's read_json does:
+ * an object or an array, integers within int64, nesting at most
+ * WR_REST_JSON_DEPTH. On failure returns NULL and sets *why to a
+ * description for a 400. */
 json_t *wr_rest_json_parse(const char *p, size_t n, const char **why);
 
 /* ------------------------------------------------------------------------ */
@@ -120,22 +114,33 @@ bool wr_rest_parse_int(const char *s, size_t n, int64_t *out);
 /* Falcon's bool parameter: true/t/yes/y/1/on or false/f/no/n/0/off. */
 bool wr_rest_parse_bool(const char *s, size_t n, bool *out);
 
-/* Percent-decodes s into out (cap bytes); '+' becomes a space when
- * plus_is_space. Returns the length, or -1 if it does not fit. Bad escapes
- * are copied as they are (as Python's unquote does). */
-long wr_rest_pct_decode(const char *s, size_t n, char *out, size_t cap, bool plus_is_space);
+/* Percent-decodes s with libevent's evhttp_uridecode: '+' becomes a space
+ * when plus_is_space, a bad escape stays as it is (as Python's unquote
+ * leaves it). Returns a malloc'd, NUL-terminated copy (its length in
+ * *out_len), or NULL when s holds a NUL byte. */
+char *wr_rest_uri_decode(const char *s, size_t n, bool plus_is_space, size_t *out_len);
 
-/* Iterates the raw key=value pairs of a query string. */
-typedef struct wr_rest_qiter {
-    const char *p, *end;
-} wr_rest_qiter_t;
-void wr_rest_qiter_init(wr_rest_qiter_t *it, const char *q, size_t n);
-bool wr_rest_qiter_next(wr_rest_qiter_t *it, const char **k, size_t *kn, const char **v,
-                        size_t *vn);
+/* The arguments of a query string: split by evhtp (on '&' only, as falcon
+ * does), keys and values decoded by wr_rest_uri_decode(). A key without '='
+ * has an empty value. */
+typedef struct wr_rest_arg {
+    char *key, *val;
+    size_t klen, vlen;
+} wr_rest_arg_t;
 
-/* The decoded value of the last non-blank `key` in the query (falcon drops
- * blank values). Returns its length, -1 if absent, -2 if longer than cap. */
-long wr_rest_query_get(const char *q, size_t qn, const char *key, char *out, size_t cap);
+struct wr_rest_args {
+    size_t n;
+    wr_rest_arg_t *a;
+};
+typedef struct wr_rest_args wr_rest_args_t;
+
+/* Parses q (NULL or empty: no arguments). False if it cannot be parsed. */
+bool wr_rest_args_parse(const char *q, size_t n, wr_rest_args_t *out);
+void wr_rest_args_free(wr_rest_args_t *args);
+
+/* The value of the last non-blank `key` in the request's query (falcon
+ * drops blank values), with its length in *len; NULL if there is none. */
+const char *wr_rest_arg(const wr_rest_req_t *req, const char *key, size_t *len);
 
 /* Falcon's client_accepts('application/json'): no Accept header, or one
  * whose ranges include application/json, application/ or star/star with q > 0. */
@@ -143,29 +148,6 @@ bool wr_rest_accepts_json(const char *accept);
 
 /* Content-Type is application/x-www-form-urlencoded (case-insensitive). */
 bool wr_rest_is_form_urlencoded(const char *ctype);
-
-/* ------------------------------------------------------------------------ */
-/* Message POST documents (post.c)                                          */
-
-#define WR_REST_DELAY_NONE 0 /* no "delay" */
-#define WR_REST_DELAY_INT 1  /* an integer, in delay_s */
-#define WR_REST_DELAY_BAD 2  /* present but not an integer */
-
-/* One message of a POST, as read from the request. */
-typedef struct wr_rest_post_msg {
-    const char *body; /* the JSON text of "body" */
-    size_t body_len;
-    bool has_ttl;
-    int64_t ttl; /* seconds, when has_ttl */
-    int delay;   /* WR_REST_DELAY_* */
-    int64_t delay_s;
-} wr_rest_post_msg_t;
-
-/* The fast path: reads {"messages": [{"body", "ttl", "delay"}, ...]} from a
- * text that passed wr_rest_json_check(). Returns the number of messages
- * and a malloc'd array (bodies point into p), or 0 when the document needs
- * the general jansson path (anything unusual, including every error). */
-size_t wr_rest_post_parse(const char *p, size_t n, wr_rest_post_msg_t **out);
 
 /* ------------------------------------------------------------------------ */
 /* Queue metadata (meta.c)                                                  */

@@ -238,12 +238,13 @@ void wr_rest_finish(wr_rest_call_t *c)
 int wr_rest_qparam_int(wr_rest_call_t *c, const wr_rest_req_t *req, const char *key, int64_t lo,
                        int64_t hi, const char *range_msg, int64_t *v)
 {
-    char buf[64], desc[128];
-    long n = wr_rest_query_get(req->query, req->query_len, key, buf, sizeof(buf));
+    char desc[128];
+    size_t n;
+    const char *s = wr_rest_arg(req, key, &n);
 
-    if (n == -1)
+    if (!s)
         return 0;
-    if (n < 0 || !wr_rest_parse_int(buf, (size_t)n, v)) {
+    if (!wr_rest_parse_int(s, n, v)) {
         snprintf(desc, sizeof(desc),
                  "The \"%s\" parameter is invalid. The value must be an integer.", key);
         wr_rest_fail(c, 400, "Invalid parameter", desc);
@@ -258,12 +259,13 @@ int wr_rest_qparam_int(wr_rest_call_t *c, const wr_rest_req_t *req, const char *
 
 int wr_rest_qparam_bool(wr_rest_call_t *c, const wr_rest_req_t *req, const char *key, bool *v)
 {
-    char buf[16], desc[128];
-    long n = wr_rest_query_get(req->query, req->query_len, key, buf, sizeof(buf));
+    char desc[128];
+    size_t n;
+    const char *s = wr_rest_arg(req, key, &n);
 
-    if (n == -1)
+    if (!s)
         return 0;
-    if (n < 0 || !wr_rest_parse_bool(buf, (size_t)n, v)) {
+    if (!wr_rest_parse_bool(s, n, v)) {
         snprintf(desc, sizeof(desc),
                  "The \"%s\" parameter is invalid. The value of the parameter must be "
                  "\"true\" or \"false\".",
@@ -390,16 +392,15 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
     return true;
 }
 
-static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req)
+/* Routes and runs the handler. `path` is the decoded path (m points into
+ * it); the caller frees it after. */
+static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req, const char *path, size_t n)
 {
-    char path[WR_REST_PATH_MAX];
     wr_rest_match_t m;
     const route_t *rt;
     wr_rest_handler_fn h;
-    long n;
 
-    n = wr_rest_pct_decode(req->path, req->path_len, path, sizeof(path), false);
-    if (n < 0 || !wr_rest_route_match(path, (size_t)n, &m)) {
+    if (!path || n > WR_REST_PATH_MAX || !wr_rest_route_match(path, n, &m)) {
         wr_rest_fail(c, 404, NULL, "The requested resource does not exist.");
         return;
     }
@@ -446,7 +447,11 @@ bool wr_rest_handle(wr_rest_server_t *srv, wr_loop_t *loop, const wr_rest_req_t 
                     wr_rest_done_cb done, void *arg)
 {
     wr_rest_call_t *c = calloc(1, sizeof(*c));
+    wr_rest_req_t r = *req;
+    wr_rest_args_t args;
     bool finished = false;
+    size_t plen = 0;
+    char *path;
 
     if (!c)
         wr_panic(__FILE__, __LINE__, "out of memory");
@@ -458,7 +463,17 @@ bool wr_rest_handle(wr_rest_server_t *srv, wr_loop_t *loop, const wr_rest_req_t 
     c->method = req->method;
     c->route = WR_RT_NONE;
     atomic_fetch_add_explicit(&srv->requests_total, 1, memory_order_relaxed);
-    dispatch(c, req);
+    /* The handlers get the path and the query decoded, by libevent and
+     * evhtp. Both live until the handler returns, as the request does. */
+    path = wr_rest_uri_decode(req->path, req->path_len, false, &plen);
+    if (!wr_rest_args_parse(req->query, req->query_len, &args)) {
+        wr_rest_fail(c, 400, "Invalid parameter", "The query string could not be parsed.");
+    } else {
+        r.args = &args;
+        dispatch(c, &r, path, plen);
+        wr_rest_args_free(&args);
+    }
+    free(path);
     if (finished)
         return false;
     c->finished = NULL; /* the local dies with this frame */

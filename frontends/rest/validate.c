@@ -1,14 +1,19 @@
 /*
- * validate.c - checks and small parsers for what arrives in a request line
- * and its headers: queue names, Client-ID, query strings, integers and
- * booleans the way falcon reads them, the Accept and Content-Type headers.
+ * validate.c - checks of what arrives in a request line and its headers:
+ * queue names, Client-ID, integers and booleans the way falcon reads them,
+ * the Accept and Content-Type headers; and the decoding of the path and the
+ * query string, which evhtp (splitting) and libevent (percent-decoding) do.
  *
  * No regex anywhere: each rule is a loop over the bytes, so nothing is
- * compiled per request and nothing allocates.
+ * compiled per request.
  */
+#include <event2/http.h>
+#include <evhtp/evhtp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "../../core/log.h"
 #include "rest_int.h"
 
 /* ------------------------------------------------------------------------ */
@@ -149,79 +154,110 @@ bool wr_rest_parse_bool(const char *s, size_t n, bool *out)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Query strings                                                            */
+/* Paths and query strings                                                  */
 
-long wr_rest_pct_decode(const char *s, size_t n, char *out, size_t cap, bool plus_is_space)
+char *wr_rest_uri_decode(const char *s, size_t n, bool plus_is_space, size_t *out_len)
 {
-    size_t o = 0;
+    char small[512], *z = n < sizeof(small) ? small : malloc(n + 1), *dec;
 
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
+    if (!z)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    if (memchr(s, '\0', n)) {
+        dec = NULL; /* libevent reads a C string */
+    } else {
+        memcpy(z, s, n);
+        z[n] = '\0';
+        dec = evhttp_uridecode(z, plus_is_space, out_len);
+        if (!dec)
+            wr_panic(__FILE__, __LINE__, "out of memory");
+    }
+    if (z != small)
+        free(z);
+    return dec;
+}
 
-        if (o == cap)
-            return -1;
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            out[o++] = ' ';
-        } else {
-            out[o++] = c;
+typedef struct args_fill {
+    wr_rest_args_t *args;
+    bool ok;
+} args_fill_t;
+
+static int args_add(evhtp_kv_t *kv, void *arg)
+{
+    args_fill_t *f = arg;
+    wr_rest_arg_t *a = &f->args->a[f->args->n];
+
+    a->key = wr_rest_uri_decode(kv->key, kv->klen, true, &a->klen);
+    a->val = wr_rest_uri_decode(kv->val ? kv->val : "", kv->val ? kv->vlen : 0, true, &a->vlen);
+    if (!a->key || !a->val) {
+        free(a->key);
+        free(a->val);
+        f->ok = false;
+        return -1;
+    }
+    f->args->n++;
+    return 0;
+}
+
+static int args_count(evhtp_kv_t *kv, void *arg)
+{
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+bool wr_rest_args_parse(const char *q, size_t n, wr_rest_args_t *out)
+{
+    /* falcon splits on '&' only and keeps "%zz" as it is: no ';' as a
+     * separator, no hex checks; blank and missing values are kept here and
+     * skipped by the lookups. */
+    const int flags = EVHTP_PARSE_QUERY_FLAG_IGNORE_HEX | EVHTP_PARSE_QUERY_FLAG_ALLOW_EMPTY_VALS |
+                      EVHTP_PARSE_QUERY_FLAG_ALLOW_NULL_VALS;
+    evhtp_query_t *kvs;
+    args_fill_t f = {out, true};
+    size_t cnt = 0;
+
+    out->n = 0;
+    out->a = NULL;
+    if (!q || n == 0)
+        return true;
+    kvs = evhtp_parse_query_wflags(q, n, flags);
+    if (!kvs)
+        return false;
+    evhtp_kvs_for_each(kvs, args_count, &cnt);
+    out->a = calloc(cnt ? cnt : 1, sizeof(*out->a));
+    if (!out->a)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    evhtp_kvs_for_each(kvs, args_add, &f);
+    evhtp_kvs_free(kvs);
+    if (!f.ok)
+        wr_rest_args_free(out);
+    return f.ok;
+}
+
+void wr_rest_args_free(wr_rest_args_t *args)
+{
+    for (size_t i = 0; i < args->n; i++) {
+        free(args->a[i].key);
+        free(args->a[i].val);
+    }
+    free(args->a);
+    args->a = NULL;
+    args->n = 0;
+}
+
+const char *wr_rest_arg(const wr_rest_req_t *req, const char *key, size_t *len)
+{
+    const wr_rest_args_t *args = req->args;
+    size_t kn = strlen(key);
+
+    for (size_t i = args ? args->n : 0; i-- > 0;) {
+        const wr_rest_arg_t *a = &args->a[i];
+
+        if (a->vlen > 0 && a->klen == kn && memcmp(a->key, key, kn) == 0) {
+            *len = a->vlen;
+            return a->val;
         }
     }
-    return (long)o;
-}
-
-void wr_rest_qiter_init(wr_rest_qiter_t *it, const char *q, size_t n)
-{
-    it->p = q;
-    it->end = q ? q + n : q;
-}
-
-bool wr_rest_qiter_next(wr_rest_qiter_t *it, const char **k, size_t *kn, const char **v, size_t *vn)
-{
-    while (it->p && it->p < it->end) {
-        const char *amp = memchr(it->p, '&', (size_t)(it->end - it->p));
-        const char *stop = amp ? amp : it->end;
-        const char *eq = memchr(it->p, '=', (size_t)(stop - it->p));
-
-        *k = it->p;
-        if (eq) {
-            *kn = (size_t)(eq - it->p);
-            *v = eq + 1;
-            *vn = (size_t)(stop - eq - 1);
-        } else {
-            *kn = (size_t)(stop - it->p);
-            *v = stop;
-            *vn = 0;
-        }
-        it->p = amp ? amp + 1 : it->end;
-        if (*kn > 0)
-            return true;
-    }
-    return false;
-}
-
-long wr_rest_query_get(const char *q, size_t qn, const char *key, char *out, size_t cap)
-{
-    size_t keylen = strlen(key);
-    wr_rest_qiter_t it;
-    const char *k, *v;
-    size_t kn, vn;
-    long found = -1;
-
-    wr_rest_qiter_init(&it, q, qn);
-    while (wr_rest_qiter_next(&it, &k, &kn, &v, &vn)) {
-        char kb[64];
-        long kl = wr_rest_pct_decode(k, kn, kb, sizeof(kb), true);
-
-        if (kl != (long)keylen || memcmp(kb, key, keylen) != 0 || vn == 0)
-            continue;
-        found = wr_rest_pct_decode(v, vn, out, cap, true);
-        if (found < 0)
-            found = -2;
-    }
-    return found;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -248,7 +248,7 @@ Test(rest_handle, post_list_claim_delete)
 
     o = t_req(WR_REST_GET, "/v2/queues/m/messages?echo=true", NULL);
     cr_assert_eq(o->status, 200);
-    cr_assert(strstr(o->body, "\"body\": {\"k\": 1}"), "the client's own text: %s", o->body);
+    cr_assert(strstr(o->body, "\"body\": {\"k\":1}"), "jansson's compact text: %s", o->body);
     cr_assert(strstr(o->body, "\"ttl\": 3600"), "%s", o->body);
     cr_assert(strstr(o->body, "\"ttl\": 120"), "%s", o->body);
     free(o);
@@ -322,4 +322,188 @@ Test(rest_handle, stats)
     cr_assert(strstr(o->body, "\"oldest\": {\"href\": \"/v2/queues/s/messages/"), "%s", o->body);
     cr_assert(strstr(o->body, "\"created\": \"20"), "%s", o->body);
     free(o);
+}
+
+/* POSTs doc to /v2/queues/<q>/messages; returns the status and, with a
+ * description wanted, checks it. */
+static void post_fails(const char *q, const char *doc, int status, const char *desc)
+{
+    char path[128];
+    t_resp_t *o;
+
+    snprintf(path, sizeof(path), "/v2/queues/%s/messages", q);
+    o = t_req(WR_REST_POST, path, doc);
+    cr_assert_eq(o->status, status, "%s -> %d %s", doc, o->status, o->body);
+    if (desc)
+        cr_assert(strstr(o->body, desc), "%s -> %s", doc, o->body);
+    free(o);
+}
+
+/* The bodies of every message in queue q, as listed (echo=true). */
+static t_resp_t *list_all(const char *q)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "/v2/queues/%s/messages?echo=true&limit=20", q);
+    return t_req(WR_REST_GET, path, NULL);
+}
+
+Test(rest_handle, post_documents)
+{
+    const char *doc =
+        " { \"x\": [1, {\"messages\": 2}], \"messages\" : [ {\"body\" : {\"a\": [1, \"]}\"]},"
+        " \"ttl\": 300}, {\"ttl\":60,\"body\":\"s\",\"delay\":5,\"other\":null},"
+        "{\"body\": -1.5e3, \"delay\": \"x\"}, {\"b\\u006fdy\": false} ] } ";
+    t_resp_t *o;
+
+    o = t_req(WR_REST_POST, "/v2/queues/pd/messages", doc);
+    cr_assert_eq(o->status, 201, "%s", o->body);
+    cr_assert_eq(strlen(o->location), strlen("/v2/queues/pd/messages?ids=") + 4 * 25 - 1);
+    free(o);
+    o = list_all("pd");
+    cr_assert(strstr(o->body, "\"ttl\": 300, \"age\": 0, \"body\": {\"a\":[1,\"]}\"]}}"), "%s",
+              o->body);
+    cr_assert(strstr(o->body, "\"ttl\": 60, \"age\": 0, \"body\": \"s\"}"), "%s", o->body);
+    cr_assert(strstr(o->body, "\"ttl\": 3600, \"age\": 0, \"body\": -1500.0}"), "%s", o->body);
+    cr_assert(strstr(o->body, "\"body\": false}"), "an escaped key is a key: %s", o->body);
+    free(o);
+
+    /* Repeated keys: the last one counts, as in Python. */
+    o = t_req(WR_REST_POST, "/v2/queues/pd2/messages",
+              "{\"messages\": [{\"body\": 1}], \"messages\": [{\"body\": 2, \"body\": 3}]}");
+    cr_assert_eq(o->status, 201, "%s", o->body);
+    free(o);
+    o = list_all("pd2");
+    cr_assert(strstr(o->body, "\"body\": 3}]"), "%s", o->body);
+    free(o);
+}
+
+Test(rest_handle, post_bodies_keep_nul_and_unicode)
+{
+    t_resp_t *o;
+
+    o = t_req(WR_REST_POST, "/v2/queues/pu/messages",
+              "{\"messages\": [{\"body\": \"a\\u0000b\\u00e9\\ud83d\\udca9 caf\xc3\xa9\"}]}");
+    cr_assert_eq(o->status, 201, "%s", o->body);
+    free(o);
+    o = list_all("pu");
+    cr_assert(strstr(o->body, "\"body\": \"a\\u0000b\xc3\xa9\xf0\x9f\x92\xa9 caf\xc3\xa9\"}"), "%s",
+              o->body);
+    free(o);
+}
+
+Test(rest_handle, post_errors_as_zaqar)
+{
+    static const char no_msgs[] = "No messages were found in the request body.";
+    static const char not_int[] = "The value of the \\\"ttl\\\" field must be a int.";
+    static const char ttl_range[] = "The TTL for a message may not exceed 1209600 seconds";
+    static const char unparsable[] = "Request body could not be parsed.";
+
+    post_fails("pe", "[{\"body\": 1}]", 400, no_msgs);
+    post_fails("pe", "{}", 400, no_msgs);
+    post_fails("pe", "{\"other\": 1}", 400, no_msgs);
+    post_fails("pe", "{\"messages\": []}", 400, "No messages to enqueu.");
+    post_fails("pe", "{\"messages\": {\"body\": 1}}", 400, "Document type not supported.");
+    post_fails("pe", "{\"messages\": [1]}", 400, "Messages must be JSON objects.");
+    post_fails("pe", "{\"messages\": [{}]}", 400, "Missing \\\"body\\\" field.");
+    post_fails("pe", "{\"messages\": [{\"ttl\": 60}]}", 400, "Missing \\\"body\\\" field.");
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": \"60\"}]}", 400, not_int);
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": 60.0}]}", 400, not_int);
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": true}]}", 400, ttl_range);
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": 59}]}", 400, ttl_range);
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": 1209601}]}", 400, ttl_range);
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": -9223372036854775808}]}", 400,
+               ttl_range);
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": 9223372036854775808}]}", 400,
+               "JSON contains integer that is too large.");
+    post_fails("pe", "{\"messages\": [{\"body\": 12345678901234567890}]}", 400,
+               "JSON contains integer that is too large.");
+    post_fails("pe", "{\"messages\": [{\"body\": \"\\ud800\"}]}", 400, unparsable);
+    post_fails("pe", "{\"messages\": [{\"body\": 1}]} x", 400, unparsable);
+    post_fails("pe", "{\"messages\": [{\"body\": 1},]}", 400, unparsable);
+    post_fails("pe", "", 400, "Request body can not be empty");
+    /* types of every message first, then the count, then the TTLs */
+    post_fails("pe", "{\"messages\": [{\"body\": 1, \"ttl\": 1}, 2]}", 400,
+               "Messages must be JSON objects.");
+    /* nothing was stored by any of them */
+    cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/pe", NULL), 404);
+}
+
+/* {"messages": [first{"body":0},{"body":1},...]} with n bodies. */
+static char *many(const char *first, size_t n)
+{
+    char *doc = malloc(32 + strlen(first) + n * 12), *p = doc;
+
+    p += sprintf(p, "{\"messages\": [%s", first);
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s{\"body\":%zu}", i ? "," : "", i % 10);
+    sprintf(p, "]}");
+    return doc;
+}
+
+Test(rest_handle, post_too_many_messages)
+{
+    char *doc = many("", WR_BATCH_MAX + 1);
+
+    post_fails("pm", doc, 400, "Too many messages in one request (at most 1000).");
+    free(doc);
+    doc = many("2,", WR_BATCH_MAX + 1);
+    post_fails("pm", doc, 400, "Messages must be JSON objects."); /* types first */
+    free(doc);
+    doc = many("", WR_BATCH_MAX);
+    post_fails("pm", doc, 201, NULL);
+    free(doc);
+}
+
+Test(rest_handle, post_nesting)
+{
+    size_t max = WR_REST_JSON_DEPTH - 3; /* the document, its array and object */
+    char *doc = malloc(64 + 2 * 100000), *p;
+
+    for (size_t depth = max; depth <= max + 1; depth++) {
+        p = doc + sprintf(doc, "{\"messages\": [{\"body\": ");
+        memset(p, '[', depth);
+        memset(p + depth, ']', depth);
+        strcpy(p + 2 * depth, "}]}");
+        if (depth == max)
+            post_fails("pn", doc, 201, NULL);
+        else
+            post_fails("pn", doc, 400, "Request body is nested too deeply.");
+    }
+    p = doc + sprintf(doc, "{\"messages\": [{\"body\": ");
+    memset(p, '[', 100000);
+    memset(p + 100000, ']', 100000);
+    strcpy(p + 200000, "}]}");
+    post_fails("pn", doc, 400, "Request body is nested too deeply.");
+    free(doc);
+}
+
+Test(rest_handle, query_strings_decoded)
+{
+    char path[256];
+    const char *p;
+    t_resp_t *o;
+
+    o = t_req(WR_REST_POST, "/v2/queues/qd/messages",
+              "{\"messages\": [{\"body\": 1}, {\"body\": 2}]}");
+    cr_assert_eq(o->status, 201);
+    p = strstr(o->location, "ids=");
+    cr_assert_not_null(p);
+    /* the comma percent-encoded, a blank and an unknown id among them */
+    snprintf(path, sizeof(path), "/v2/queues/qd/messages?ids=%.24s%%2C%.24s&ids=&ids=ffff", p + 4,
+             p + 4 + 25);
+    free(o);
+    o = t_req(WR_REST_GET, path, NULL);
+    cr_assert_eq(o->status, 200, "%s", o->body);
+    cr_assert(strstr(o->body, "\"body\": 1}") && strstr(o->body, "\"body\": 2}"), "%s", o->body);
+    free(o);
+    cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/qd/messages?limit=1;echo=true", NULL), 400,
+                 "';' does not separate");
+    cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/qd/messages?limit=%32", NULL), 200);
+    cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/qd/messages?limit=+2+", NULL), 200,
+                 "'+' is a blank, which int() ignores");
+    cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/qd/messages?limit=2%zz", NULL), 400);
+    cr_assert_eq(t_status(WR_REST_GET, "/v2/%71ueues/qd/messages", NULL), 200, "a decoded path");
+    cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/q%zzd/messages", NULL), 400,
+                 "a bad escape stays in the name");
 }

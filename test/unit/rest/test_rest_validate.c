@@ -4,6 +4,7 @@
  * parameters, query strings, Accept and Content-Type.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frontends/rest/rest_int.h"
@@ -110,52 +111,105 @@ Test(rest_validate, bools_like_falcon)
     cr_assert_not(pbool("", &v));
 }
 
+static char *dec(const char *s, bool plus, size_t *n)
+{
+    return wr_rest_uri_decode(s, strlen(s), plus, n);
+}
+
 Test(rest_validate, percent_decoding)
 {
-    char out[16];
+    size_t n;
+    char *out;
 
-    cr_assert_eq(wr_rest_pct_decode("a%20b", 5, out, sizeof(out), false), 3);
-    cr_assert(memcmp(out, "a b", 3) == 0);
-    cr_assert_eq(wr_rest_pct_decode("a+b", 3, out, sizeof(out), true), 3);
-    cr_assert(memcmp(out, "a b", 3) == 0);
-    cr_assert_eq(wr_rest_pct_decode("a+b", 3, out, sizeof(out), false), 3);
-    cr_assert(memcmp(out, "a+b", 3) == 0);
+    out = dec("a%20b", false, &n);
+    cr_assert(n == 3 && memcmp(out, "a b", 4) == 0);
+    free(out);
+    out = dec("a+b", true, &n);
+    cr_assert(n == 3 && memcmp(out, "a b", 4) == 0);
+    free(out);
+    out = dec("a+b", false, &n);
+    cr_assert(n == 3 && memcmp(out, "a+b", 4) == 0);
+    free(out);
     /* Bad escapes stay as they are, like Python's unquote. */
-    cr_assert_eq(wr_rest_pct_decode("%zz%4", 5, out, sizeof(out), false), 5);
-    cr_assert(memcmp(out, "%zz%4", 5) == 0);
-    cr_assert_eq(wr_rest_pct_decode("%2F", 3, out, sizeof(out), false), 1);
-    cr_assert_eq(out[0], '/');
-    cr_assert_eq(wr_rest_pct_decode("0123456789abcdefg", 17, out, sizeof(out), false), -1);
+    out = dec("%zz%4", false, &n);
+    cr_assert(n == 5 && memcmp(out, "%zz%4", 6) == 0);
+    free(out);
+    out = dec("%2F%00x", false, &n);
+    cr_assert(n == 3 && memcmp(out, "/\0x", 3) == 0, "decoded NUL bytes count");
+    free(out);
+    cr_assert_null(wr_rest_uri_decode("a\0b", 3, false, &n), "a raw NUL is refused");
+    out = wr_rest_uri_decode("abc", 2, false, &n);
+    cr_assert(n == 2 && strcmp(out, "ab") == 0, "only n bytes are read");
+    free(out);
+}
+
+/* A request carrying only the parsed query of q. */
+static void with_args(const char *q, wr_rest_args_t *args, wr_rest_req_t *req)
+{
+    memset(req, 0, sizeof(*req));
+    cr_assert(wr_rest_args_parse(q, q ? strlen(q) : 0, args));
+    req->args = args;
+}
+
+static bool arg_is(const wr_rest_req_t *req, const char *key, const char *want)
+{
+    size_t n;
+    const char *v = wr_rest_arg(req, key, &n);
+
+    if (!want)
+        return v == NULL;
+    return v && n == strlen(want) && memcmp(v, want, n) == 0;
 }
 
 Test(rest_validate, query_lookup)
 {
-    const char *q = "limit=5&echo=true&marker=&limit=7&x%20y=1&name=a%2Cb&flag";
-    char out[32];
+    wr_rest_args_t args;
+    wr_rest_req_t req;
 
-    cr_assert_eq(wr_rest_query_get(q, strlen(q), "limit", out, sizeof(out)), 1);
-    cr_assert_eq(out[0], '7', "the last one wins");
-    cr_assert_eq(wr_rest_query_get(q, strlen(q), "marker", out, sizeof(out)), -1, "blank");
-    cr_assert_eq(wr_rest_query_get(q, strlen(q), "flag", out, sizeof(out)), -1);
-    cr_assert_eq(wr_rest_query_get(q, strlen(q), "x y", out, sizeof(out)), 1);
-    cr_assert_eq(wr_rest_query_get(q, strlen(q), "name", out, sizeof(out)), 3);
-    cr_assert(memcmp(out, "a,b", 3) == 0);
-    cr_assert_eq(wr_rest_query_get(q, strlen(q), "nope", out, sizeof(out)), -1);
-    cr_assert_eq(wr_rest_query_get(q, strlen(q), "echo", out, 2), -2, "too long");
-    cr_assert_eq(wr_rest_query_get(NULL, 0, "limit", out, sizeof(out)), -1);
+    with_args("limit=5&echo=true&marker=&limit=7&x%20y=1&name=a%2Cb&flag&p+q=r+s%2B", &args, &req);
+    cr_assert(arg_is(&req, "limit", "7"), "the last one wins");
+    cr_assert(arg_is(&req, "echo", "true"));
+    cr_assert(arg_is(&req, "marker", NULL), "blank");
+    cr_assert(arg_is(&req, "flag", NULL));
+    cr_assert(arg_is(&req, "x y", "1"));
+    cr_assert(arg_is(&req, "name", "a,b"));
+    cr_assert(arg_is(&req, "p q", "r s+"), "'+' is a space in keys and values");
+    cr_assert(arg_is(&req, "nope", NULL));
+    wr_rest_args_free(&args);
+
+    with_args("limit=5&limit=", &args, &req);
+    cr_assert(arg_is(&req, "limit", "5"), "a blank value does not hide an earlier one");
+    wr_rest_args_free(&args);
+
+    with_args("a=1;b=2&c=%zz&d=%4", &args, &req);
+    cr_assert(arg_is(&req, "a", "1;b=2"), "';' separates nothing (falcon)");
+    cr_assert(arg_is(&req, "b", NULL));
+    cr_assert(arg_is(&req, "c", "%zz"));
+    cr_assert(arg_is(&req, "d", "%4"));
+    wr_rest_args_free(&args);
+
+    with_args(NULL, &args, &req);
+    cr_assert_eq(args.n, 0);
+    cr_assert(arg_is(&req, "limit", NULL));
+    wr_rest_args_free(&args);
+    req.args = NULL;
+    cr_assert(arg_is(&req, "limit", NULL), "no parsed query at all");
 }
 
-Test(rest_validate, query_iteration_skips_empty_keys)
+Test(rest_validate, query_arguments_in_order)
 {
-    const char *q = "&&=v&a=1&&b";
-    wr_rest_qiter_t it;
-    const char *k, *v;
-    size_t kn, vn, n = 0;
+    wr_rest_args_t args;
+    wr_rest_req_t req;
 
-    wr_rest_qiter_init(&it, q, strlen(q));
-    while (wr_rest_qiter_next(&it, &k, &kn, &v, &vn))
-        n++;
-    cr_assert_eq(n, 2);
+    with_args("&&=v&a=1&&b&ids=x,y", &args, &req);
+    for (size_t i = 0; i < args.n; i++)
+        cr_assert_eq(args.a[i].key[args.a[i].klen], '\0');
+    cr_assert(args.n >= 3);
+    cr_assert_str_eq(args.a[args.n - 1].key, "ids");
+    cr_assert_str_eq(args.a[args.n - 1].val, "x,y");
+    cr_assert(arg_is(&req, "a", "1"));
+    cr_assert(arg_is(&req, "b", NULL));
+    wr_rest_args_free(&args);
 }
 
 Test(rest_validate, accept_header)
