@@ -22,14 +22,96 @@
 /* ------------------------------------------------------------------------ */
 /* Claim lifecycle                                                          */
 
-static wr__claim_t *claim_find(const wr__queue_t *q, uint64_t id)
+wr__claim_t *wr__claim_find(const wr__queue_t *q, uint64_t id)
 {
     return wr__map_get(&q->claims, wr__hash_u64(id), &id, sizeof(id));
 }
 
+static void claim_free(wr__claim_t *c)
+{
+    if (c->ids != c->inline_ids)
+        free(c->ids);
+    free(c);
+}
+
+static void claim_unmap(wr__queue_t *q, wr__claim_t *c)
+{
+    wr__map_del(&q->claims, wr__hash_u64(c->id), &c->id, sizeof(c->id));
+}
+
+wr__claim_t *wr__claim_new_held(wr__queue_t *q, uint8_t kind, uint64_t id, uint64_t owner,
+                                int64_t now)
+{
+    wr__claim_t *c = wr__xcalloc(1, sizeof(*c));
+
+    c->id = id;
+    c->created_ms = now;
+    c->expires_ms = INT64_MAX;
+    c->kind = kind;
+    c->owner = owner;
+    if (kind == WR__CLAIM_HOLD && owner)
+        q->nowned++;
+    wr__map_put(&q->claims, wr__hash_u64(c->id), &c->id, sizeof(c->id), c);
+    return c;
+}
+
+void wr__claim_hold(wr__queue_t *q, wr__claim_t *c, wr__msg_t *m)
+{
+    if (c->n == c->cap) {
+        /* Acks leave dead ids behind: compact when most are dead, so the
+         * array stays proportional to what is held. */
+        if (c->n >= 32 && (uint64_t)c->held * 2 < c->n) {
+            uint32_t k = 0;
+            for (uint32_t i = 0; i < c->n; i++) {
+                const wr__msg_t *x = wr__ix_find(&q->ix, c->ids[i], NULL);
+                if (x && x->claim == c)
+                    c->ids[k++] = c->ids[i];
+            }
+            c->n = k;
+        }
+        if (c->n == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 16;
+            c->ids = wr__xrealloc(c->ids, c->cap * sizeof(*c->ids));
+        }
+    }
+    c->ids[c->n++] = m->id;
+    /* A lazily expired claim still counts in nclaimed. */
+    if (!m->claim)
+        q->nclaimed++;
+    m->claim = c;
+    c->held++;
+    /* Held messages do not expire (RabbitMQ: unacked ones never do). */
+    m->expires_ms = INT64_MAX;
+}
+
+void wr__msg_unclaim(wr__queue_t *q, wr__msg_t *m)
+{
+    wr__claim_t *c = m->claim;
+
+    m->claim = NULL;
+    q->nclaimed--;
+    if (c->kind != WR__CLAIM_TIMED) {
+        c->held--;
+        /* Back to the expiry it was published with. */
+        m->expires_ms = m->ttl_ms ? m->enqueued_ms + m->ttl_ms : INT64_MAX;
+        q->min_exp = WR__MIN(q->min_exp, m->expires_ms);
+    }
+    wr__queue_freed(q, m);
+}
+
+void wr__claim_drop_if_empty(wr__queue_t *q, wr__claim_t *c)
+{
+    if (c->kind == WR__CLAIM_HOLD && c->held == 0) {
+        if (c->owner)
+            q->nowned--;
+        claim_unmap(q, c);
+        claim_free(c);
+    }
+}
+
 /* Releases the claim's messages (redelivered on their next claim), removes
  * those purged meanwhile, and frees the claim. Returns messages released. */
-static uint64_t claim_end(wr__shard_t *sh, wr__queue_t *q, wr__claim_t *c)
+uint64_t wr__claim_end(wr__shard_t *sh, wr__queue_t *q, wr__claim_t *c)
 {
     uint64_t released = 0, pos;
 
@@ -37,17 +119,17 @@ static uint64_t claim_end(wr__shard_t *sh, wr__queue_t *q, wr__claim_t *c)
         wr__msg_t *m = wr__ix_find(&q->ix, c->ids[i], &pos);
         if (!m || m->claim != c)
             continue;
-        m->claim = NULL;
-        q->nclaimed--;
         if (m->flags & WR__MSG_PURGED) {
             wr__queue_remove(sh, q, pos);
             continue;
         }
-        wr__queue_freed(q, m);
+        wr__msg_unclaim(q, m);
         released++;
     }
-    wr__map_del(&q->claims, wr__hash_u64(c->id), &c->id, sizeof(c->id));
-    free(c);
+    if (c->kind == WR__CLAIM_HOLD && c->owner)
+        q->nowned--;
+    claim_unmap(q, c);
+    claim_free(c);
     return released;
 }
 
@@ -78,18 +160,19 @@ void wr__claims_expire(wr__shard_t *sh, wr__queue_t *q, int64_t now)
         ended[n++] = c;
     }
     for (size_t i = 0; i < n; i++)
-        claim_end(sh, q, ended[i]);
+        wr__claim_end(sh, q, ended[i]);
     if (ended != stack)
         free(ended);
     q->next_claim_exp = next;
-    if (n && q->waiters.n)
-        wr__serve_waiters(sh, q, now);
+    if (n)
+        wr__queue_wake(sh, q, now);
 }
 
 void wr__claims_free(wr__queue_t *q)
 {
     for (size_t i = 0; i < q->claims.cap; i++)
-        free(q->claims.e[i].val);
+        if (q->claims.e[i].val)
+            claim_free(q->claims.e[i].val);
     wr__map_fini(&q->claims);
 }
 
@@ -190,12 +273,13 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
             cap = WR__MIN((size_t)o->limit, q->ix.live);
             views = wr__xmalloc(cap * sizeof(*views));
             if (!o->pop) {
-                c = wr__xmalloc(sizeof(*c) + cap * sizeof(c->ids[0]));
+                c = wr__xcalloc(1, sizeof(*c) + cap * sizeof(c->ids[0]));
                 c->id = wr__next_claim_id(sh);
                 c->created_ms = now;
                 c->ttl_ms = o->ttl_ms;
                 c->expires_ms = claim_exp;
-                c->n = 0;
+                c->cap = (uint32_t)cap;
+                c->ids = c->inline_ids;
             }
         }
         if (m->claim_count++)
@@ -395,7 +479,7 @@ static wr__claim_t *live_claim(wr__shard_t *sh, wr__queue_t *q, uint64_t id, int
     if (!q)
         return NULL;
     wr__queue_tick(sh, q, now);
-    c = claim_find(q, id);
+    c = wr__claim_find(q, id);
     return c && c->expires_ms > now ? c : NULL;
 }
 
@@ -435,8 +519,8 @@ void wr__exec_claim_renew(wr__shard_t *sh, wr__req_t *r)
     wr__claim_t *c = live_claim(sh, q, r->in.cl.claim_id, now);
     int64_t live_until;
 
-    if (!c) {
-        res->err = WR_ENOTFOUND;
+    if (!c || c->kind != WR__CLAIM_TIMED) {
+        res->err = c ? WR_EINVAL : WR_ENOTFOUND; /* held claims have no TTL */
         wr__complete(r);
         return;
     }
@@ -464,9 +548,21 @@ void wr__exec_claim_release(wr__shard_t *sh, wr__req_t *r)
     int64_t now = wr_now_wall_ms();
     wr__claim_t *c = live_claim(sh, q, r->in.cl.claim_id, now);
 
+    if (c && c->kind == WR__CLAIM_SUB) {
+        /* A live subscription's claim: release its messages, keep it. */
+        for (uint32_t i = 0; i < c->n; i++) {
+            wr__msg_t *m = wr__ix_find(&q->ix, c->ids[i], NULL);
+            if (m && m->claim == c) {
+                wr__msg_unclaim(q, m);
+                res->count++;
+            }
+        }
+        c->n = 0;
+    } else if (c) {
+        res->count = wr__claim_end(sh, q, c);
+    }
     if (c) {
-        res->count = claim_end(sh, q, c);
-        wr__serve_waiters(sh, q, now);
+        wr__queue_wake(sh, q, now);
         wr__queue_tidy(q);
     }
     wr__complete(r);

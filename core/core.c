@@ -290,6 +290,7 @@ static void req_free(wr__req_t *r)
     case WR__OP_TOPO:
     case WR__OP_ROUTE_PART:
     case WR__OP_OWNER_GONE:
+    case WR__OP_SUB:
         break;
     case WR__OP_ROUTE:
         for (size_t i = 0; i < r->in.route.n; i++)
@@ -343,6 +344,12 @@ static void on_reply(void *arg)
         r->cb.route(r->arg, &r->out.route);
         break;
     case WR__OP_ROUTE_PART:
+        break;
+    case WR__OP_SUB:
+        if (r->in.sub.kind == WR__SUB_SUBSCRIBE)
+            r->cb.sub(r->arg, &r->out.sub);
+        else
+            r->cb.count(r->arg, &r->out.count);
         break;
     }
     req_free(r);

@@ -165,13 +165,28 @@ void wr__ix_fini(wr__index_t *ix);
 /* ------------------------------------------------------------------------ */
 /* Claims and wait lists (claim.c)                                          */
 
+/* Claim kinds. A timed claim ends when its TTL passes; a held one lasts
+ * until its messages are acked or released (expires_ms = INT64_MAX, and its
+ * messages do not expire while held). */
+#define WR__CLAIM_TIMED 0
+#define WR__CLAIM_HOLD 1 /* owner_hold claims, and a subscription's once it ended */
+#define WR__CLAIM_SUB 2  /* a subscription's deliveries */
+
+typedef struct wr__sub wr__sub_t;
+
 struct wr__claim {
     uint64_t id;
     int64_t created_ms; /* age restarts on renew */
     int64_t ttl_ms;
     int64_t expires_ms;
     uint32_t n;     /* ids taken; some may since be deleted or re-claimed */
-    uint64_t ids[]; /* in the order taken */
+    uint32_t cap;   /* held claims grow (and compact) their ids */
+    uint32_t held;  /* held claims: messages under it now */
+    uint8_t kind;
+    uint64_t owner; /* held claims: released by wr_owner_gone(owner) */
+    wr__sub_t *sub; /* WR__CLAIM_SUB */
+    uint64_t *ids;  /* in the order taken: inline_ids, or heap for held claims */
+    uint64_t inline_ids[];
 };
 
 typedef struct wr__req wr__req_t;
@@ -232,6 +247,12 @@ typedef struct wr__queue {
     bool had_consumer;      /* auto_delete: only after a first consumer */
     int64_t last_used_ms;   /* declare, claim, consumer leaving (expires_ms) */
     int64_t expire_at;      /* when it expires unused; INT64_MAX = not due */
+    /* Subscriptions, highest priority first, then in order of arrival. */
+    wr__sub_t *subs, *subs_tail;
+    wr__sub_t *rr;          /* round robin: next to try in its priority */
+    wr__map_t submap;       /* id -> wr__sub_t */
+    bool excl_sub;          /* an exclusive consumer holds the queue */
+    uint32_t nowned;        /* subscriptions and HOLD claims with an owner */
     char key[];
 } wr__queue_t;
 
@@ -308,6 +329,21 @@ wr__msg_t *wr__scan_next(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s, int64_t
 void wr__scan_remove(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s);
 
 void wr__claims_expire(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+wr__claim_t *wr__claim_find(const wr__queue_t *q, uint64_t id);
+/* A new held claim (kind HOLD or SUB) with this id, in q's claims. */
+wr__claim_t *wr__claim_new_held(wr__queue_t *q, uint8_t kind, uint64_t id, uint64_t owner,
+                                int64_t now);
+/* Puts m (claimable) under the held claim c. */
+void wr__claim_hold(wr__queue_t *q, wr__claim_t *c, wr__msg_t *m);
+/* Gives m back to the queue (requeued, redelivered next time). m->claim
+ * must be live. */
+void wr__msg_unclaim(wr__queue_t *q, wr__msg_t *m);
+/* Ends a claim: its messages become claimable again; frees it. Returns
+ * the messages released. */
+uint64_t wr__claim_end(wr__shard_t *sh, wr__queue_t *q, wr__claim_t *c);
+/* Frees an empty HOLD claim (nothing left to ack or release). HOLD claims
+ * with an owner count in q->nowned. */
+void wr__claim_drop_if_empty(wr__queue_t *q, wr__claim_t *c);
 void wr__claims_free(wr__queue_t *q);
 /* Hands newly available messages to parked long-polls, oldest waiter first. */
 void wr__serve_waiters(wr__shard_t *sh, wr__queue_t *q, int64_t now);
@@ -420,6 +456,40 @@ void wr__topo_fini(wr__shard_t *sh);
 void wr__topo_queue_gone(wr__shard_t *sh, const wr__queue_t *q, wr__req_t *parent);
 
 /* ------------------------------------------------------------------------ */
+/* Consumers (consumer.c)                                                   */
+
+typedef struct wr__dbatch wr__dbatch_t;
+
+struct wr__sub {
+    uint64_t id;       /* also its claim's id */
+    wr__claim_t *claim; /* NULL for no_ack */
+    wr__sub_t *prev, *next;
+    wr_loop_t *loop;
+    wr_deliver_cb deliver;
+    wr_sub_end_cb ended;
+    void *arg;
+    uint64_t owner;
+    int32_t priority;
+    uint32_t credit;
+    bool unlimited, paused, no_ack, exclusive;
+    wr__dbatch_t *batch; /* filled by the dispatch pass under way */
+};
+
+/* Hands claimable messages to parked long-polls, then to consumers with
+ * credit. Call whenever messages may have become available. */
+void wr__queue_wake(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+/* Pushes claimable messages to consumers with credit, round robin within
+ * the highest priority that has credit. */
+void wr__dispatch(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+/* The queue is going: tells each consumer (ended(WR_ENOTFOUND)) and frees
+ * them. notify false: frees only (final teardown). */
+void wr__subs_end(wr__shard_t *sh, wr__queue_t *q, bool notify);
+/* wr_owner_gone's part for a queue with owned consumers or held claims:
+ * ends them (requeue). True if that deleted the queue (auto_delete). */
+bool wr__queue_owner_cleanup(wr__shard_t *sh, wr__queue_t *q, uint64_t owner);
+void wr__exec_sub(wr__shard_t *sh, wr__req_t *r);
+
+/* ------------------------------------------------------------------------ */
 /* Routed publish (route.c)                                                 */
 
 /* A target queue of a routed publish, in its part request. */
@@ -527,6 +597,7 @@ typedef enum {
     WR__OP_ROUTE,      /* routed publish (route.c): routes, then waits for its parts */
     WR__OP_ROUTE_PART, /* the messages for the target queues of one shard */
     WR__OP_OWNER_GONE, /* broadcast (lifecycle.c) */
+    WR__OP_SUB,        /* subscribe, credit, pause, unsubscribe (consumer.c) */
 } wr__op_t;
 
 /* One shard's answer to a gather. */
@@ -551,6 +622,7 @@ struct wr__req {
         wr_msgs_cb msgs;
         wr_metrics_cb metrics;
         wr_route_cb route;
+        wr_sub_cb sub;
     } cb;
     void *arg;
     wr__op_t op;
@@ -650,6 +722,16 @@ struct wr__req {
             struct wr__rtarget *t;
             size_t nt;
         } part;
+        struct {
+            int kind; /* WR__SUB_* */
+            wr_sub_opts_t opts;
+            wr_loop_t *loop;
+            wr_deliver_cb deliver;
+            wr_sub_end_cb ended;
+            uint64_t sub_id;
+            uint32_t n;
+            bool flag; /* pause: paused; unsubscribe: requeue */
+        } sub;
     } in;
 
     union {
@@ -661,11 +743,17 @@ struct wr__req {
         wr_queue_list_res_t qlist;
         wr_metrics_res_t metrics;
         wr_route_res_t route;
+        wr_sub_res_t sub;
     } out;
     wr_body_t *out_meta; /* stat: reference held on the metadata */
 
     _Alignas(max_align_t) unsigned char data[];
 };
+
+#define WR__SUB_SUBSCRIBE 0
+#define WR__SUB_CREDIT 1
+#define WR__SUB_PAUSE 2
+#define WR__SUB_CANCEL 3
 
 /* Counts a request in flight, or WR_ESHUTDOWN once wr_core_stop began. */
 wr_err_t wr__enter(wr_core_t *core);

@@ -26,18 +26,30 @@ void wr__exec_owner_gone(void *arg)
     size_t ngone = 0;
 
     sh->requests++;
+    uint64_t deleted = 0;
+
     /* Collect first: deleting changes the map being walked. */
     for (size_t i = 0; i < sh->queues.cap; i++) {
         wr__queue_t *q = sh->queues.e[i].val;
-        if (!q || !q->attrs.exclusive || q->attrs.owner != owner)
+        bool mine = q && q->attrs.exclusive && q->attrs.owner == owner;
+        if (!q || (!mine && !q->nowned))
             continue;
         if (ngone % 16 == 0)
             gone = wr__xrealloc(gone, (ngone + 16) * sizeof(*gone));
         gone[ngone++] = q;
     }
-    for (size_t i = 0; i < ngone; i++)
-        wr__queue_gone(sh, gone[i], NULL);
+    for (size_t i = 0; i < ngone; i++) {
+        wr__queue_t *q = gone[i];
+        if (q->attrs.exclusive && q->attrs.owner == owner) {
+            wr__queue_gone(sh, q, NULL);
+            deleted++;
+        } else {
+            /* Its consumers and held claims of this owner end first. */
+            wr__queue_owner_cleanup(sh, q, owner);
+        }
+    }
     free(gone);
+    ngone = deleted;
     wr__persist_flush(sh);
     atomic_fetch_add_explicit(&r->gcount, ngone, memory_order_relaxed);
     /* acq_rel: the last shard sees every other shard's count. */

@@ -140,7 +140,7 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
         goto done;
     }
     wr__queue_drop_head(sh, q);
-    wr__serve_waiters(sh, q, now);
+    wr__queue_wake(sh, q, now);
     wr__queue_note_waiters(sh, q, now);
     wr__queue_tidy(q);
     if (err == WR_OK)
@@ -271,6 +271,11 @@ void wr__exec_mdelete(wr__shard_t *sh, wr__req_t *r)
                 q->acked++;
             wr__queue_remove(sh, q, pos);
             res->count++;
+        }
+        if (r->in.ids.claim_id) {
+            wr__claim_t *c = wr__claim_find(q, r->in.ids.claim_id);
+            if (c)
+                wr__claim_drop_if_empty(q, c);
         }
         wr__queue_tidy(q);
     }

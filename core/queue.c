@@ -90,6 +90,7 @@ void wr__queue_free(wr__queue_t *q)
     for (int l = 0; q->plv && l <= q->attrs.max_priority; l++)
         wr__ix_fini(&q->plv[l].ix);
     free(q->plv);
+    wr__subs_end(NULL, q, false);
     wr__claims_free(q);
     wr_body_unref(q->meta);
     free(q);
@@ -103,6 +104,7 @@ void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q)
     /* The waiters were parked on this queue: they end with nothing rather
      * than wait on for a queue of the same name declared later. */
     wr__waitlist_flush(sh, &q->waiters, NULL, wr_now_wall_ms());
+    wr__subs_end(sh, q, true);
     wr__queue_free(q);
 }
 
@@ -207,8 +209,11 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
         wr__ix_clear(lix, lpos);
     }
     q->bytes -= m->body->body_len;
-    if (m->claim)
+    if (m->claim) {
         q->nclaimed--;
+        if (m->claim->kind != WR__CLAIM_TIMED)
+            m->claim->held--;
+    }
     if ((m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q))
         wr__persist_del_msg(sh, q, m->id);
     wr_body_unref(m->body);
@@ -276,7 +281,7 @@ void wr__queue_note_waiters(wr__shard_t *sh, const wr__queue_t *q, int64_t now)
 {
     /* Nothing announces that a delay has passed: keep sweeping while
      * parked claims wait on a queue holding delayed messages. */
-    if (q->waiters.n && q->max_visible_ms > now)
+    if ((q->waiters.n || q->subs) && q->max_visible_ms > now)
         sh->next_due = WR__MIN(sh->next_due, now);
 }
 

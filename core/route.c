@@ -332,7 +332,7 @@ void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r)
         if (!q || !r->in.part.t[k].stored)
             continue;
         wr__queue_drop_head(sh, q);
-        wr__serve_waiters(sh, q, now);
+        wr__queue_wake(sh, q, now);
         wr__queue_note_waiters(sh, q, now);
         wr__queue_tidy(q);
     }

@@ -134,6 +134,9 @@ void wr__exec(void *arg)
     case WR__OP_ROUTE_PART:
         wr__exec_route_part(sh, r);
         break;
+    case WR__OP_SUB:
+        wr__exec_sub(sh, r);
+        break;
     case WR__OP_QLIST:
     case WR__OP_METRICS:
     case WR__OP_TOPO:
@@ -162,8 +165,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         if (!q)
             continue;
         wr__queue_tick(sh, q, now);
-        if (q->waiters.n)
-            wr__serve_waiters(sh, q, now);
+        if (q->waiters.n || q->subs)
+            wr__queue_wake(sh, q, now);
         wr__queue_tidy(q);
         due = WR__MIN(due, WR__MIN(q->min_exp, q->next_claim_exp));
         if (q->expire_at <= now)

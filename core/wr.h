@@ -389,6 +389,94 @@ wr_err_t wr_claim_release(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, 
                           wr_loop_t *reply, wr_count_cb cb, void *arg);
 
 /* ------------------------------------------------------------------------ */
+/* Consumers: push deliveries (AMQP basic.consume)                          */
+
+/* One delivered message, as handed to a consumer. */
+typedef struct wr_delivery {
+    uint64_t id;              /* message id: ack/release it with the batch's claim_id */
+    wr_body_t *body;          /* borrowed: wr_body_ref() to keep */
+    wr_body_t *route;         /* borrowed (may be NULL): holds exchange/routing_key */
+    wr_slice_t exchange;      /* "" for the default exchange / wr_publish */
+    wr_slice_t routing_key;   /* the queue's name for the default exchange / wr_publish */
+    uint32_t delivery_count;  /* times delivered, this one included */
+    uint8_t priority;
+    bool redelivered;         /* delivered before (released, requeued, or lost claim) */
+    bool persistent;
+} wr_delivery_t;
+
+typedef struct wr_deliveries {
+    uint64_t sub_id;
+    uint64_t claim_id;        /* the subscription's claim (0 for no_ack) */
+    wr_slice_t queue;
+    const wr_delivery_t *d;   /* in queue order (priority first, then FIFO) */
+    size_t n;
+} wr_deliveries_t;
+
+/* Runs on the consumer's loop with a batch; everything is borrowed for the
+ * callback only. */
+typedef void (*wr_deliver_cb)(void *arg, const wr_deliveries_t *batch);
+/* The core ended the subscription (its queue was deleted: WR_ENOTFOUND).
+ * Runs once, on the consumer's loop, after its last delivery; never after
+ * a successful wr_unsubscribe or for wr_owner_gone. */
+typedef void (*wr_sub_end_cb)(void *arg, uint64_t sub_id, wr_err_t why);
+
+typedef struct wr_sub_opts {
+    uint32_t prefetch; /* initial credit: deliveries before wr_sub_credit; 0 = unlimited */
+    bool no_ack;       /* deliveries are deleted as they are pushed (no claim) */
+    bool exclusive;    /* the only consumer: WR_ELOCKED if the queue has one */
+    int32_t priority;  /* x-priority: higher priorities get messages first */
+    uint64_t owner;    /* the caller's connection: exclusive queues, wr_owner_gone */
+} wr_sub_opts_t;
+
+typedef struct wr_sub_res {
+    wr_err_t err;       /* WR_ENOTFOUND (no queue), WR_ELOCKED (exclusive queue of
+                           another owner, or an exclusive consumer conflict) */
+    uint64_t sub_id;    /* also the claim id of its deliveries */
+    uint32_t consumers; /* the queue's subscriptions after this one */
+} wr_sub_res_t;
+typedef void (*wr_sub_cb)(void *arg, const wr_sub_res_t *res);
+
+/*
+ * Subscribes to a queue. The shard pushes batches of deliveries to
+ * deliver(arg, batch) on `loop` while the subscription has credit: each
+ * delivered message uses one credit; wr_sub_credit adds more (an AMQP front
+ * end adds one per ack that frees a prefetch slot; prefetch 0 never runs
+ * out). Delivered messages are held under the subscription's claim (id
+ * sub_id) until acked (wr_ack, or wr_msg_delete with that claim id) or
+ * released (wr_release, wr_unsubscribe); they never expire while held.
+ * no_ack deliveries are deleted as they go. Messages are shared round robin
+ * between the consumers of the highest priority that have credit.
+ *
+ * cb(arg, res) runs on `loop` too, before the first delivery. deliver,
+ * ended and cb all get `arg`. Copied: opts.
+ */
+wr_err_t wr_subscribe(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue,
+                      const wr_sub_opts_t *opts, wr_loop_t *loop, wr_deliver_cb deliver,
+                      wr_sub_end_cb ended, wr_sub_cb cb, void *arg);
+
+/* Adds n credits (fire and forget: cb may be NULL, reply then too).
+ * count: the credit now. err WR_ENOTFOUND if no such subscription. */
+wr_err_t wr_sub_credit(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t sub_id,
+                       uint32_t n, wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* Stops (paused) or restarts deliveries without touching credit (flow
+ * control: a front end whose socket is full). cb may be NULL. */
+wr_err_t wr_sub_pause(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t sub_id,
+                      bool paused, wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/*
+ * Ends a subscription. Its unacked messages are requeued (requeue_unacked:
+ * back in their places, redelivered) or stay held under its claim id, to be
+ * acked or released later (AMQP basic.cancel leaves them with the channel;
+ * wr_claim_release(sub_id) releases them). An auto_delete queue losing its
+ * last consumer is deleted. count: messages requeued. err WR_ENOTFOUND if
+ * no such subscription. Deliveries posted before the answer run before it
+ * when reply is the consumer's loop. cb may be NULL.
+ */
+wr_err_t wr_unsubscribe(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t sub_id,
+                        bool requeue_unacked, wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Exchanges and bindings (AMQP 0-9-1 model, per tenant)                    */
 
 /*

@@ -629,4 +629,179 @@ static T_UNUSED uint64_t t_depth(const char *tenant, const char *q)
     return n;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Consumers                                                                */
+
+#define T_CMAX 4096
+
+typedef struct t_cons {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool subscribed;
+    wr_err_t sub_err;
+    uint64_t sub_id;
+    uint32_t consumers;
+    bool delivered_before_subscribed;
+    size_t n; /* deliveries so far */
+    size_t batches;
+    uint64_t claim_id;
+    uint64_t ids[T_CMAX];
+    char bodies[T_CMAX][24];
+    bool redelivered[T_CMAX];
+    uint32_t dcount[T_CMAX];
+    uint8_t prio[T_CMAX];
+    char rkey[T_CMAX][16];
+    bool ended;
+    wr_err_t end_err;
+    size_t delivered_after_end;
+    bool off_loop;
+} t_cons_t;
+
+static T_UNUSED t_cons_t *t_cons_new(void)
+{
+    t_cons_t *c = calloc(1, sizeof(*c));
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    return c;
+}
+
+static T_UNUSED void t_cons_free(t_cons_t *c)
+{
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+static T_UNUSED void t_on_deliver(void *arg, const wr_deliveries_t *b)
+{
+    t_cons_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    if (!wr_loop_is_current(T.loop))
+        c->off_loop = true;
+    if (!c->subscribed)
+        c->delivered_before_subscribed = true;
+    if (c->ended)
+        c->delivered_after_end += b->n;
+    c->batches++;
+    c->claim_id = b->claim_id;
+    for (size_t i = 0; i < b->n && c->n < T_CMAX; i++) {
+        const wr_delivery_t *d = &b->d[i];
+        size_t k = c->n++, bl = d->body->body_len < 23 ? d->body->body_len : 23;
+        size_t rl = d->routing_key.len < 15 ? d->routing_key.len : 15;
+        c->ids[k] = d->id;
+        memcpy(c->bodies[k], wr_body_bytes(d->body), bl);
+        c->bodies[k][bl] = '\0';
+        memcpy(c->rkey[k], d->routing_key.ptr, rl);
+        c->rkey[k][rl] = '\0';
+        c->redelivered[k] = d->redelivered;
+        c->dcount[k] = d->delivery_count;
+        c->prio[k] = d->priority;
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static T_UNUSED void t_on_sub_end(void *arg, uint64_t sub_id, wr_err_t why)
+{
+    t_cons_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    cr_assert_eq(sub_id, c->sub_id);
+    c->ended = true;
+    c->end_err = why;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static T_UNUSED void t_on_sub(void *arg, const wr_sub_res_t *res)
+{
+    t_cons_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->sub_err = res->err;
+    c->sub_id = res->sub_id;
+    c->consumers = res->consumers;
+    c->subscribed = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits until pred(c) holds (up to ms); returns whether it did. */
+static T_UNUSED bool t_cons_wait(t_cons_t *c, bool (*pred)(const t_cons_t *, size_t), size_t v,
+                                 int ms)
+{
+    struct timespec ts;
+    bool ok;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&c->mu);
+    while (!(ok = pred(c, v)))
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != 0)
+            break;
+    ok = pred(c, v);
+    pthread_mutex_unlock(&c->mu);
+    return ok;
+}
+
+static T_UNUSED bool t_pred_n(const t_cons_t *c, size_t v)
+{
+    return c->n >= v;
+}
+static T_UNUSED bool t_pred_ended(const t_cons_t *c, size_t v)
+{
+    (void)v;
+    return c->ended;
+}
+static T_UNUSED bool t_pred_subscribed(const t_cons_t *c, size_t v)
+{
+    (void)v;
+    return c->subscribed;
+}
+
+/* Waits for at least n deliveries (asserting they came). */
+static T_UNUSED void t_cons_expect(t_cons_t *c, size_t n)
+{
+    cr_assert(t_cons_wait(c, t_pred_n, n, 10000), "wanted %zu deliveries, have %zu", n, c->n);
+}
+
+/* Deliveries stay at exactly n for a while. */
+static T_UNUSED void t_cons_settle(t_cons_t *c, size_t n)
+{
+    t_cons_expect(c, n);
+    t_sleep_ms(50);
+    pthread_mutex_lock(&c->mu);
+    cr_assert_eq(c->n, n, "deliveries %zu, wanted %zu", c->n, n);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Subscribes; returns the result error (the subscription id in c). */
+static T_UNUSED wr_err_t t_subscribe(t_cons_t *c, const char *tenant, const char *q,
+                                     const wr_sub_opts_t *o)
+{
+    cr_assert_eq(wr_subscribe(T.core, S(tenant), S(q), o, T.loop, t_on_deliver, t_on_sub_end,
+                              t_on_sub, c),
+                 WR_OK);
+    cr_assert(t_cons_wait(c, t_pred_subscribed, 0, 10000), "no subscribe answer");
+    return c->sub_err;
+}
+
+static T_UNUSED t_call_t *t_unsubscribe(const char *tenant, const char *q, uint64_t sub,
+                                        bool requeue)
+{
+    t_call_t *c = t_call_new();
+    cr_assert_eq(wr_unsubscribe(T.core, S(tenant), S(q), sub, requeue, T.loop, t_on_count, c),
+                 WR_OK);
+    return t_wait(c);
+}
+
+static T_UNUSED t_call_t *t_credit(const char *tenant, const char *q, uint64_t sub, uint32_t n)
+{
+    t_call_t *c = t_call_new();
+    cr_assert_eq(wr_sub_credit(T.core, S(tenant), S(q), sub, n, T.loop, t_on_count, c), WR_OK);
+    return t_wait(c);
+}
+
 #endif
