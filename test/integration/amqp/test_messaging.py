@@ -1016,12 +1016,15 @@ def test_rest_post_amqp_consume(warren, ch):
 def test_amqp_publish_rest_claim(warren, ch):
     q = uid()
     ch.queue_declare(q)
-    ch.basic_publish("", q, b'{"from": "amqp"}', pika.BasicProperties(content_type="application/json"))
+    ch.basic_publish("", q, b'{"from": "amqp"}', pika.BasicProperties(
+        content_type="application/json", expiration="120000"))
     ch.basic_publish("", q, b"plain text")
     ch.basic_publish("", q, b"\xff\x00\xfe")
     time.sleep(0.2)
     r = rest(warren, "POST", "/v2/queues/%s/claims" % q, json={"ttl": 60, "grace": 60},
              params={"limit": 10})
     assert r.status_code == 201, r.text
-    bodies = [m["body"] for m in r.json()["messages"]]
+    msgs = r.json()["messages"]
+    bodies = [m["body"] for m in msgs]
     assert bodies == [{"from": "amqp"}, "plain text", base64.b64encode(b"\xff\x00\xfe").decode()]
+    assert msgs[0]["ttl"] == 120
