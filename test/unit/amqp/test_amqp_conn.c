@@ -29,8 +29,15 @@ Test(handshake, full)
             caps = &e->value.value.table;
     }
     cr_assert_not_null(caps, "no capabilities table");
-    cr_assert_eq(caps->num_entries, 1);
-    cr_assert_eq(caps->entries[0].key.len, strlen("authentication_failure_close"));
+    cr_assert_eq(caps->num_entries, 6);
+    for (int i = 0; i < caps->num_entries; i++) {
+        amqp_table_entry_t *e = &caps->entries[i];
+        cr_assert_eq(e->value.kind, AMQP_FIELD_KIND_BOOLEAN);
+        cr_assert(e->value.value.boolean);
+        /* never sent, so never advertised */
+        cr_assert(e->key.len != strlen("connection.blocked") ||
+                  memcmp(e->key.bytes, "connection.blocked", e->key.len) != 0);
+    }
 
     tconn_start_ok(&t, "guest", "guest", false);
     tu = tconn_expect(&t, 0, AMQP_CONNECTION_TUNE_METHOD);
@@ -314,26 +321,25 @@ Test(channel, flow)
     tconn_fini(&t);
 }
 
-Test(channel, not_implemented_is_a_channel_exception)
+Test(channel, channel_exception_then_close_ok)
 {
     tconn_t t;
-    amqp_queue_declare_t qd = {0};
+    amqp_tx_commit_t tc = {0};
     amqp_basic_qos_t q = {0, 10, 0};
     amqp_channel_close_ok_t cok = {0};
 
-    qd.queue = amqp_cstring_bytes("q");
     tconn_init(&t, true);
     tconn_open(&t, 0);
     tconn_channel_open(&t, 1);
     tconn_channel_open(&t, 2);
-    tconn_send(&t, 1, AMQP_QUEUE_DECLARE_METHOD, &qd);
-    tconn_expect_chan_close(&t, 1, 540);
+    tconn_send(&t, 1, AMQP_TX_COMMIT_METHOD, &tc); /* not transactional: 406 */
+    tconn_expect_chan_close(&t, 1, 406);
     /* Until close-ok, the channel ignores everything else... */
     tconn_send(&t, 1, AMQP_BASIC_QOS_METHOD, &q);
     tconn_expect_nothing(&t);
     /* ...the other channels go on... */
     tconn_send(&t, 2, AMQP_BASIC_QOS_METHOD, &q);
-    tconn_expect_chan_close(&t, 2, 540);
+    tconn_expect(&t, 2, AMQP_BASIC_QOS_OK_METHOD);
     /* ...and close-ok frees it. */
     tconn_send(&t, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &cok);
     tconn_expect_nothing(&t);
@@ -458,10 +464,13 @@ Test(dispatch, heartbeat_on_a_channel_is_501)
     tconn_fini(&t);
 }
 
-/* basic.publish: method, header, body frames. */
-static void publish(tconn_t *t, uint16_t ch, const char *body, size_t len, size_t split)
+/* basic.publish: method, header, body frames; immediate set, or an
+ * expiration property, to provoke the publish's own errors (the tests
+ * have no core). */
+static void publish_ex(tconn_t *t, uint16_t ch, const char *body, size_t len, size_t split,
+                       bool immediate, const char *expiration)
 {
-    amqp_basic_publish_t p = {0, amqp_cstring_bytes(""), amqp_cstring_bytes("rk"), 0, 0};
+    amqp_basic_publish_t p = {0, amqp_cstring_bytes(""), amqp_cstring_bytes("rk"), 0, immediate};
     uint8_t hdr[64];
     amqp_basic_properties_t props = {0};
     amqp_bytes_t enc = {sizeof(hdr) - 12, hdr + 12};
@@ -469,6 +478,10 @@ static void publish(tconn_t *t, uint16_t ch, const char *body, size_t len, size_
 
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.delivery_mode = 2;
+    if (expiration) {
+        props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        props.expiration = amqp_cstring_bytes(expiration);
+    }
     tconn_send(t, ch, AMQP_BASIC_PUBLISH_METHOD, &p);
     memset(hdr, 0, 12);
     hdr[1] = 60;
@@ -483,6 +496,11 @@ static void publish(tconn_t *t, uint16_t ch, const char *body, size_t len, size_
     }
 }
 
+static void publish(tconn_t *t, uint16_t ch, const char *body, size_t len, size_t split)
+{
+    publish_ex(t, ch, body, len, split, true, NULL);
+}
+
 Test(content, publish_assembled_then_540)
 {
     tconn_t t;
@@ -491,9 +509,35 @@ Test(content, publish_assembled_then_540)
     tconn_open(&t, 0);
     tconn_channel_open(&t, 1);
     publish(&t, 1, "hello world", 11, 4);
-    /* Phase 1: the whole message is read, then refused at channel level. */
-    tconn_expect_chan_close(&t, 1, 540);
+    /* The whole message is read, then immediate=true is refused (540, a
+     * connection exception, as RabbitMQ 3). */
+    tconn_expect_conn_close(&t, 540);
+    tconn_fini(&t);
+}
+
+Test(content, bad_expiration_is_406)
+{
+    tconn_t t;
+
+    tconn_init(&t, true);
+    tconn_open(&t, 0);
+    tconn_channel_open(&t, 1);
+    publish_ex(&t, 1, "x", 1, 1, false, "soon");
+    tconn_expect_chan_close(&t, 1, 406);
     cr_assert_eq(t.c->state, WR_AMQP_S_OPEN);
+    tconn_fini(&t);
+}
+
+Test(content, publish_without_core_is_dropped)
+{
+    tconn_t t;
+
+    tconn_init(&t, true);
+    tconn_open(&t, 0);
+    tconn_channel_open(&t, 1);
+    publish_ex(&t, 1, "hello", 5, 2, false, "1000");
+    publish_ex(&t, 1, "", 0, 1, false, NULL);
+    tconn_expect_nothing(&t); /* gathered, then dropped (no core): no leak */
     tconn_fini(&t);
 }
 
@@ -505,7 +549,7 @@ Test(content, empty_body)
     tconn_open(&t, 0);
     tconn_channel_open(&t, 1);
     publish(&t, 1, "", 0, 1);
-    tconn_expect_chan_close(&t, 1, 540);
+    tconn_expect_conn_close(&t, 540);
     tconn_fini(&t);
 }
 
@@ -734,16 +778,15 @@ Test(backpressure, stops_consuming_when_output_backs_up)
 Test(channel, crossing_closes)
 {
     tconn_t t;
-    amqp_queue_declare_t qd = {0};
+    amqp_tx_rollback_t tr = {0};
     amqp_channel_close_t cl = {200, amqp_cstring_bytes("bye"), 0, 0};
     amqp_channel_close_ok_t cok = {0};
 
-    qd.queue = amqp_cstring_bytes("q");
     tconn_init(&t, true);
     tconn_open(&t, 0);
     tconn_channel_open(&t, 1);
-    tconn_send(&t, 1, AMQP_QUEUE_DECLARE_METHOD, &qd);
-    tconn_expect_chan_close(&t, 1, 540);
+    tconn_send(&t, 1, AMQP_TX_ROLLBACK_METHOD, &tr);
+    tconn_expect_chan_close(&t, 1, 406);
     /* The client closes too (rabbitmq-c does): answered, channel done. */
     tconn_send(&t, 1, AMQP_CHANNEL_CLOSE_METHOD, &cl);
     tconn_expect(&t, 1, AMQP_CHANNEL_CLOSE_OK_METHOD);
