@@ -267,6 +267,7 @@ struct wr_amqp_conn {
     bool want_pump;        /* consumers wait for the output to drain */
     bool replaying;        /* inside wr__amqp_chan_replay */
     bool feeding;          /* inside wr__amqp_conn_feed: no kick */
+    bool dying;            /* last reference gone: nothing new goes to the core */
     wr_amqp_pub_t *pub;    /* publishes being gathered into one core call */
     wr_amqp_settle_t *settle; /* acks and releases gathered for the core */
     uint8_t *scratch;      /* deliveries are encoded here, then added at once */

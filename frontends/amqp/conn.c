@@ -102,9 +102,11 @@ void wr__amqp_conn_unref(wr_amqp_conn_t *c)
 {
     if (!c || --c->refs > 0)
         return;
-    c->refs = 1; /* what freeing the channels gathers is sent, not refcounted */
+    /* Normally detach freed the channels already. Publishes still gathered
+     * are dropped (a batch would reference the connection); releases are
+     * sent (they reference only env). */
+    c->dying = true;
     wr__amqp_chan_free_all(c);
-    wr__amqp_pub_flush(c);
     wr__amqp_settle_flush(c);
     wr__amqp_pub_conn_free(c);
     wr__amqp_deliver_conn_free(c);

@@ -246,7 +246,7 @@ void wr__amqp_pub_flush(wr_amqp_conn_t *c)
     if (!p || !p->active)
         return;
     p->active = false;
-    ch = wr__amqp_chan_get(c, p->ch_id);
+    ch = c->dying ? NULL : wr__amqp_chan_get(c, p->ch_id);
     if (!ch || ch->serial != p->serial || !c->env->core) {
         for (size_t i = 0; i < p->n; i++)
             wr_body_unref(p->msgs[i].body);
