@@ -241,14 +241,16 @@ wr_err_t wr_claim(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue,
     wr_err_t err;
 
     if (!core || !opts || opts->limit < 1 || opts->limit > core->max_claim_messages ||
-        opts->ttl_ms <= 0 || !dur_ok(opts->ttl_ms) || !dur_ok(opts->grace_ms) ||
-        opts->wait_ms < 0)
+        (!opts->owner_hold && opts->ttl_ms <= 0) || !dur_ok(opts->ttl_ms) ||
+        !dur_ok(opts->grace_ms) || opts->wait_ms < 0)
         return WR_EINVAL;
     err = start(core, WR__OP_CLAIM, 0, tenant, queue, reply, cb != NULL, arg, &r);
     if (err != WR_OK)
         return err;
     r->cb.msgs = cb;
     r->in.claim = *opts;
+    if (opts->owner_hold)
+        r->in.claim.ttl_ms = r->in.claim.grace_ms = 0;
     /* The longest long-poll is a server limit, not a client error. */
     if ((uint64_t)r->in.claim.wait_ms > core->max_claim_wait_ms)
         r->in.claim.wait_ms = (int64_t)core->max_claim_wait_ms;

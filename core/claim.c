@@ -272,7 +272,9 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
         if (!views) {
             cap = WR__MIN((size_t)o->limit, q->ix.live);
             views = wr__xmalloc(cap * sizeof(*views));
-            if (!o->pop) {
+            if (!o->pop && o->owner_hold) {
+                c = wr__claim_new_held(q, WR__CLAIM_HOLD, wr__next_claim_id(sh), o->owner, now);
+            } else if (!o->pop) {
                 c = wr__xcalloc(1, sizeof(*c) + cap * sizeof(c->ids[0]));
                 c->id = wr__next_claim_id(sh);
                 c->created_ms = now;
@@ -290,6 +292,11 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
             wr__scan_remove(sh, q, &scan);
             continue;
         }
+        if (c->kind == WR__CLAIM_HOLD) {
+            wr__claim_hold(q, c, m);
+            wr__view_fill(&views[n++], m, now);
+            continue;
+        }
         /* A lazily expired claim still counts in nclaimed. */
         if (!m->claim)
             q->nclaimed++;
@@ -301,13 +308,16 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
     q->delivered += n;
     res->msgs = views;
     res->n = n;
-    if (c) {
+    if (c && c->kind == WR__CLAIM_TIMED) {
         wr__map_put(&q->claims, wr__hash_u64(c->id), &c->id, sizeof(c->id), c);
-        res->claim_id = c->id;
-        res->claim_ttl_ms = c->ttl_ms;
         q->next_claim_exp = WR__MIN(q->next_claim_exp, c->expires_ms);
         wr__queue_note_due(sh, q);
     }
+    if (c) {
+        res->claim_id = c->id;
+        res->claim_ttl_ms = c->ttl_ms;
+    }
+    res->ready = wr__queue_ready(q, now);
     return n;
 }
 

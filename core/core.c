@@ -291,6 +291,7 @@ static void req_free(wr__req_t *r)
     case WR__OP_ROUTE_PART:
     case WR__OP_OWNER_GONE:
     case WR__OP_SUB:
+    case WR__OP_ACK:
         break;
     case WR__OP_ROUTE:
         for (size_t i = 0; i < r->in.route.n; i++)
@@ -321,6 +322,7 @@ static void on_reply(void *arg)
     case WR__OP_CLAIM_RELEASE:
     case WR__OP_TOPO:
     case WR__OP_OWNER_GONE:
+    case WR__OP_ACK:
         r->cb.count(r->arg, &r->out.count);
         break;
     case WR__OP_PUBLISH:

@@ -288,6 +288,8 @@ void wr__queue_tick(wr__shard_t *sh, wr__queue_t *q, int64_t now);
 void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos);
 /* Removes an expired message (counted; dead-lettered if the queue says so). */
 void wr__queue_expire_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos);
+/* Removes a rejected message (dead-lettered if the queue says so). */
+void wr__queue_reject_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos);
 /* Appends a new message (m->id above every id of q). */
 void wr__queue_append(wr__queue_t *q, wr__msg_t *m);
 /* A message became claimable again: the scans must look from it. */
@@ -598,6 +600,7 @@ typedef enum {
     WR__OP_ROUTE_PART, /* the messages for the target queues of one shard */
     WR__OP_OWNER_GONE, /* broadcast (lifecycle.c) */
     WR__OP_SUB,        /* subscribe, credit, pause, unsubscribe (consumer.c) */
+    WR__OP_ACK,        /* ack and release (ack.c) */
 } wr__op_t;
 
 /* One shard's answer to a gather. */
@@ -671,6 +674,8 @@ struct wr__req {
             size_t n;
             uint64_t claim_id;
             bool force;
+            bool release;   /* ack.c: release instead of ack */
+            unsigned flags; /* WR_REL_* */
         } ids;
         wr_claim_opts_t claim;
         struct {
@@ -795,6 +800,7 @@ void wr__exec_claim(wr__shard_t *sh, wr__req_t *r);
 void wr__exec_claim_get(wr__shard_t *sh, wr__req_t *r);
 void wr__exec_claim_renew(wr__shard_t *sh, wr__req_t *r);
 void wr__exec_claim_release(wr__shard_t *sh, wr__req_t *r);
+void wr__exec_ack(wr__shard_t *sh, wr__req_t *r);
 void wr__exec_owner_gone(void *arg); /* a shard task (lifecycle.c) */
 /* Sweep part: deletes q's shard's queues whose x-expires passed. */
 void wr__queues_expire(wr__shard_t *sh, int64_t now);

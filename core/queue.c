@@ -233,6 +233,11 @@ void wr__queue_expire_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
     wr__queue_remove(sh, q, pos);
 }
 
+void wr__queue_reject_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
+{
+    wr__queue_remove(sh, q, pos);
+}
+
 void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now)
 {
     const wr__claim_t *c = wr__msg_claim(m, now);

@@ -137,6 +137,9 @@ void wr__exec(void *arg)
     case WR__OP_SUB:
         wr__exec_sub(sh, r);
         break;
+    case WR__OP_ACK:
+        wr__exec_ack(sh, r);
+        break;
     case WR__OP_QLIST:
     case WR__OP_METRICS:
     case WR__OP_TOPO:

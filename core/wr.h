@@ -310,6 +310,8 @@ typedef struct wr_msgs_res {
     const wr_msg_view_t *msgs;
     size_t n;
     uint64_t claim_id; /* for claims: the new claim (0 if no messages) */
+    uint64_t ready;    /* for claims: messages still ready after this one (AMQP
+                          basic.get-ok message-count) */
     int64_t claim_ttl_ms, claim_age_ms; /* for wr_claim_get */
     uint64_t next_marker; /* for lists: pass as marker for the next page */
 } wr_msgs_res_t;
@@ -632,6 +634,36 @@ wr_err_t wr_publish_routed(wr_core_t *core, wr_slice_t tenant, wr_slice_t exchan
                            wr_slice_t routing_key, const wr_header_t *headers, size_t nheaders,
                            wr_msg_in_t *msgs, size_t n, unsigned flags, wr_loop_t *reply,
                            wr_route_cb cb, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Acknowledgements (AMQP basic.ack / nack / reject)                        */
+
+/*
+ * Deletes the messages `ids` that are under claim `claim_id` (a
+ * subscription's, an owner_hold claim's, or a timed claim's); ids not under
+ * it are ignored (an AMQP front end checks delivery tags itself). A held
+ * claim left with nothing goes. count: messages deleted. n <= WR_BATCH_MAX.
+ * cb may be NULL (fire and forget; reply may then be NULL too). err:
+ * WR_ENOTFOUND if the queue is gone.
+ */
+wr_err_t wr_ack(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t claim_id,
+                const uint64_t *ids, size_t n, wr_loop_t *reply, wr_count_cb cb, void *arg);
+
+#define WR_REL_REQUEUE 0x01u    /* back to the queue in their places, redelivered */
+#define WR_REL_DEADLETTER 0x02u /* not requeued: dead-letter them ("rejected") if the
+                                   queue has a dead-letter exchange (the default
+                                   when WR_REL_REQUEUE is not given), else drop */
+
+/*
+ * Ends the claim on the messages `ids` under claim `claim_id` (ignoring
+ * others): WR_REL_REQUEUE puts them back where they were (by id, ahead of
+ * later messages) to be delivered again with redelivered set; otherwise they
+ * are dead-lettered with reason "rejected" when the queue has a dead-letter
+ * exchange, else dropped. count: messages released. cb may be NULL.
+ */
+wr_err_t wr_release(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t claim_id,
+                    const uint64_t *ids, size_t n, unsigned flags, wr_loop_t *reply,
+                    wr_count_cb cb, void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Observation                                                              */

@@ -82,7 +82,7 @@ typedef struct t_call {
     uint64_t ids[WR_BATCH_MAX];
     size_t n;
     wr_msg_view_t *msgs;
-    uint64_t claim_id, next_marker;
+    uint64_t claim_id, next_marker, ready;
     int64_t claim_ttl_ms, claim_age_ms;
     /* queue list */
     char names[T_MAXQ][WR_NAME_MAX + 1];
@@ -214,6 +214,7 @@ static T_UNUSED void t_on_msgs(void *arg, const wr_msgs_res_t *res)
     c->err = res->err;
     c->n = res->n;
     c->claim_id = res->claim_id;
+    c->ready = res->ready;
     c->claim_ttl_ms = res->claim_ttl_ms;
     c->claim_age_ms = res->claim_age_ms;
     c->next_marker = res->next_marker;
