@@ -240,9 +240,22 @@ static void reject_too_big(rest_conn_t *rc)
     reject(rc, 413, "Payload Too Large", desc);
 }
 
+/* HTTP/1.0 and 1.1 only. */
+static bool version_served(htparser *p)
+{
+    return htparser_get_major(p) == 1 && htparser_get_minor(p) <= 1;
+}
+
 static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 {
     rest_conn_t *rc = arg;
+
+    /* Before evhtp answers an Expect header with a "100 Continue" in the
+     * request's own version (say HTTP/0.9). */
+    if (!version_served(req->conn->parser)) {
+        reject(rc, 505, "HTTP Version Not Supported", "Only HTTP/1.0 and HTTP/1.1 are served.");
+        return EVHTP_RES_ERROR;
+    }
 
     /* Content-Length as the parser read it (0 when absent or chunked). */
     if (evhtp_request_content_len(req) > rc->sh->fe->srv.limits.max_body_bytes) {
@@ -432,7 +445,7 @@ static void on_request(evhtp_request_t *req, void *arg)
     r.body_len = blen;
     r.has_body = evhtp_kv_find(req->headers_in, "Content-Length") ||
                  evhtp_kv_find(req->headers_in, "Transfer-Encoding");
-    if (htparser_get_major(req->conn->parser) != 1 || htparser_get_minor(req->conn->parser) > 1) {
+    if (!version_served(req->conn->parser)) { /* a request without headers */
         /* Answer in a version the client can read, then close. */
         htparser_set_major(req->conn->parser, 1);
         htparser_set_minor(req->conn->parser, 1);

@@ -10,6 +10,13 @@
  * server closes, close with a reset (no TIME_WAIT pile-up at thousands of
  * runs a second).
  *
+ * After each input every queue the core holds is deleted (whatever tenant
+ * the input named), so a run leaves the core as it found it and libFuzzer's
+ * leak and RSS checks see the front end, not a growing store. (The RSS
+ * still climbs to ~400 MB in the first ~20k runs: ASan's quarantine of
+ * freed memory, 256 MB by default. With ASAN_OPTIONS=quarantine_size_mb=0
+ * it stays near 60 MB.)
+ *
  * Checks beyond the sanitizers: the server must close within 10 s (a hang
  * traps), and what it answers must start with an HTTP/1.x status line that
  * is not a 500.
@@ -21,6 +28,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +69,87 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     port = wr_rest_port(fe);
     return 0;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Emptying the core between inputs                                         */
+
+/* Runs on shard 0's loop: the metrics snapshot names every queue, and each
+ * is deleted with shard 0 as the reply loop. The fuzzing thread waits until
+ * the last delete has answered. */
+typedef struct sweep {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t pending;
+    bool listed;
+} sweep_t;
+
+/* Under sw->mu: wakes the fuzzing thread once everything is done. */
+static void sweep_check_locked(sweep_t *sw)
+{
+    if (sw->listed && sw->pending == 0)
+        pthread_cond_signal(&sw->cv);
+}
+
+static void on_deleted(void *arg, const wr_count_res_t *res)
+{
+    sweep_t *sw = arg;
+
+    (void)res; /* WR_ENOTFOUND: gone already (an auto-delete) */
+    pthread_mutex_lock(&sw->mu);
+    sw->pending--;
+    sweep_check_locked(sw);
+    pthread_mutex_unlock(&sw->mu);
+}
+
+static void on_metrics(void *arg, const wr_metrics_res_t *res)
+{
+    sweep_t *sw = arg;
+    wr_loop_t *reply = wr_core_loop(core, 0);
+
+    pthread_mutex_lock(&sw->mu);
+    sw->pending = res->nqueues;
+    pthread_mutex_unlock(&sw->mu);
+    for (size_t i = 0; i < res->nqueues; i++) {
+        const wr_queue_metrics_t *q = &res->queues[i];
+
+        if (wr_queue_delete(core, q->tenant, q->name, 0, reply, on_deleted, sw) != WR_OK)
+            abort();
+    }
+    pthread_mutex_lock(&sw->mu);
+    sw->listed = true;
+    sweep_check_locked(sw);
+    pthread_mutex_unlock(&sw->mu);
+}
+
+static void empty_core(void)
+{
+    wr_rest_server_t *srv = wr_rest_server_of(fe);
+    sweep_t sw = {.pending = 0, .listed = false};
+
+    /* The server may have closed on the client while a request still
+     * waited for the core (it then finishes unseen): wait for those. */
+    for (int ms = 0; atomic_load(&srv->inflight) > 0; ms++) {
+        if (ms == READ_TIMEOUT_MS) {
+            fprintf(stderr, "requests still in flight after %d ms\n", READ_TIMEOUT_MS);
+            __builtin_trap();
+        }
+        usleep(1000);
+    }
+
+    pthread_mutex_init(&sw.mu, NULL);
+    pthread_cond_init(&sw.cv, NULL);
+    if (wr_core_metrics(core, wr_core_loop(core, 0), on_metrics, &sw) != WR_OK)
+        abort();
+    pthread_mutex_lock(&sw.mu);
+    while (!sw.listed || sw.pending > 0)
+        pthread_cond_wait(&sw.cv, &sw.mu);
+    pthread_mutex_unlock(&sw.mu);
+    pthread_mutex_destroy(&sw.mu);
+    pthread_cond_destroy(&sw.cv);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One input                                                                */
 
 static void check_reply(const char *buf, size_t n)
 {
@@ -118,5 +207,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_reply(head, got < sizeof(head) ? got : sizeof(head));
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(fd);
+    empty_core();
     return 0;
 }
