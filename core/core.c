@@ -53,6 +53,8 @@ wr_err_t wr_core_new(const wr_core_cfg_t *cfg, wr_core_t **out)
     core = wr__xcalloc(1, sizeof(*core));
     core->nshards = n;
     core->store = cfg->store;
+    core->dl_props = cfg->deadletter_props;
+    core->dl_ctx = cfg->deadletter_ctx;
     core->max_message_bytes =
         cfg->max_message_bytes ? cfg->max_message_bytes : WR__DEF_MAX_MESSAGE_BYTES;
     core->max_claim_messages =

@@ -492,6 +492,27 @@ bool wr__queue_owner_cleanup(wr__shard_t *sh, wr__queue_t *q, uint64_t owner);
 void wr__exec_sub(wr__shard_t *sh, wr__req_t *r);
 
 /* ------------------------------------------------------------------------ */
+/* Dead-lettering (deadletter.c)                                            */
+
+#define WR__DL_REJECTED "rejected"
+#define WR__DL_EXPIRED "expired"
+#define WR__DL_MAXLEN "maxlen"
+
+/* If q has a dead-letter exchange, gathers a message leaving it (body and
+ * route borrowed) for publishing at the task's end. */
+void wr__dl_add(wr__shard_t *sh, wr__queue_t *q, wr_body_t *body, wr_body_t *route,
+                bool persistent, uint8_t prio, uint32_t delivery_count, const char *reason);
+/* The same for a stored message about to be removed. */
+void wr__dl_msg(wr__shard_t *sh, wr__queue_t *q, const wr__msg_t *m, const char *reason);
+/* Publishes what was gathered (called with wr__persist_flush). */
+void wr__dl_flush(wr__shard_t *sh);
+void wr__dl_fini(wr__shard_t *sh);
+/* route.c: publishes on this shard with no caller (dead-letters). Takes
+ * the route reference and the bodies'. skip: a queue key not to route to. */
+void wr__publish_internal(wr__shard_t *sh, wr_slice_t tenant, wr_body_t *route, wr_msg_in_t *msgs,
+                          size_t n, const char *skip_key, size_t skip_klen, uint64_t skip_hash);
+
+/* ------------------------------------------------------------------------ */
 /* Routed publish (route.c)                                                 */
 
 /* A target queue of a routed publish, in its part request. */
@@ -551,9 +572,17 @@ struct wr__shard {
     size_t nrt, rt_cap;
     const wr__exch_t **rvisit;
     size_t rvisit_cap;
+    /* Dead-letters gathered during a task, published at its end. */
+    struct wr__dlgroup *dlg;
+    size_t ndlg, dlg_cap;
+    struct wr__dlent *dle;
+    size_t ndle, dle_cap;
+    bool dl_flushing;
 };
 
 struct wr_core {
+    wr_props_rewrite_fn dl_props;
+    void *dl_ctx;
     unsigned nshards;
     wr__shard_t *shards;
     wr_store_t *store;

@@ -72,8 +72,12 @@ void wr__queue_drop_head(wr__shard_t *sh, wr__queue_t *q)
 {
     uint64_t max_len = q->attrs.max_length, max_bytes = q->attrs.max_bytes;
 
-    while (q->ix.live && ((max_len && q->ix.live > max_len) || (max_bytes && q->bytes > max_bytes)))
-        wr__queue_remove(sh, q, wr__ix_next(&q->ix, q->ix.base));
+    while (q->ix.live && ((max_len && q->ix.live > max_len) || (max_bytes && q->bytes > max_bytes))) {
+        uint64_t pos = wr__ix_next(&q->ix, q->ix.base);
+        if (q->attrs.dlx_set)
+            wr__dl_msg(sh, q, wr__ix_slot(&q->ix, pos)->m, WR__DL_MAXLEN);
+        wr__queue_remove(sh, q, pos);
+    }
 }
 
 void wr__publish_rollback(wr__shard_t *sh, wr__req_t *r)
@@ -118,6 +122,10 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
         goto done;
     }
     if (q->attrs.overflow != WR_OVERFLOW_DROP_HEAD && !wr__queue_fits(q, n, total)) {
+        if (q->attrs.overflow == WR_OVERFLOW_REJECT_DLX)
+            for (size_t i = 0; i < n; i++)
+                wr__dl_add(sh, q, in[i].body, NULL, in[i].persistent, in[i].priority, 0,
+                           WR__DL_MAXLEN);
         res->err = WR_EQUOTA;
         goto done;
     }

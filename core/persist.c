@@ -196,6 +196,9 @@ void wr__persist_flush(wr__shard_t *sh)
 {
     wr_err_t err;
 
+    /* Dead-letters of this task go out with its deletes. */
+    if (sh->ndle)
+        wr__dl_flush(sh);
     if (!sh->ndels)
         return;
     err = wr_store_write_batch(sh->core->store, sh->dels, sh->ndels, WR_DUR_WAL, on_del_done,

@@ -230,11 +230,15 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
 void wr__queue_expire_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
 {
     q->expired++;
+    if (q->attrs.dlx_set)
+        wr__dl_msg(sh, q, wr__ix_slot(&q->ix, pos)->m, WR__DL_EXPIRED);
     wr__queue_remove(sh, q, pos);
 }
 
 void wr__queue_reject_msg(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
 {
+    if (q->attrs.dlx_set)
+        wr__dl_msg(sh, q, wr__ix_slot(&q->ix, pos)->m, WR__DL_REJECTED);
     wr__queue_remove(sh, q, pos);
 }
 

@@ -306,6 +306,10 @@ void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r)
             continue;
         wr__queue_tick(sh, q, now);
         if (q->attrs.overflow != WR_OVERFLOW_DROP_HEAD && !wr__queue_fits(q, n, total)) {
+            if (q->attrs.overflow == WR_OVERFLOW_REJECT_DLX)
+                for (size_t i = 0; i < n; i++)
+                    wr__dl_add(sh, q, msgs[i].body, parent->in.route.route, msgs[i].persistent,
+                               msgs[i].priority, 0, WR__DL_MAXLEN);
             set_err(parent, WR_EQUOTA);
             continue;
         }
@@ -390,7 +394,44 @@ void wr__route_part_done(wr__shard_t *sh, wr__req_t *r)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Entry point                                                              */
+/* Entry points                                                             */
+
+void wr__publish_internal(wr__shard_t *sh, wr_slice_t tenant, wr_body_t *route, wr_msg_in_t *msgs,
+                          size_t n, const char *skip_key, size_t skip_klen, uint64_t skip_hash)
+{
+    size_t reached_bytes = (n * sizeof(uint32_t) + 15) & ~(size_t)15;
+    size_t msgs_bytes = (n * sizeof(*msgs) + 15) & ~(size_t)15;
+    wr_core_t *core = sh->core;
+    wr__req_t *r;
+
+    if (wr__enter(core) != WR_OK) {
+        for (size_t i = 0; i < n; i++)
+            wr_body_unref(msgs[i].body);
+        wr_body_unref(route);
+        return;
+    }
+    r = wr__req_new(core, WR__OP_ROUTE, reached_bytes + msgs_bytes + skip_klen, tenant,
+                    (wr_slice_t){NULL, 0}, NULL, NULL);
+    r->nocb = true;
+    r->in.route.reached = (uint32_t *)r->data;
+    r->in.route.msgs = (wr_msg_in_t *)(r->data + reached_bytes);
+    memcpy(r->in.route.msgs, msgs, n * sizeof(*msgs));
+    r->in.route.n = n;
+    atomic_init(&r->in.route.nreached, 0);
+    atomic_init(&r->in.route.err, WR_OK);
+    r->in.route.route = route;
+    r->in.route.exchange = (wr_slice_t){route->data, route->props_len};
+    r->in.route.key = (wr_slice_t){wr_body_bytes(route), route->body_len};
+    if (skip_klen) {
+        char *k = (char *)r->data + reached_bytes + msgs_bytes;
+        memcpy(k, skip_key, skip_klen);
+        r->in.route.skip_key = k;
+        r->in.route.skip_klen = skip_klen;
+        r->in.route.skip_hash = skip_hash;
+    }
+    sh->requests++;
+    route_and_send(sh, r);
+}
 
 static bool dur_ok(int64_t ms)
 {

@@ -66,6 +66,7 @@ void wr__shard_fini(wr__shard_t *sh)
     wr__map_fini(&sh->parked);
     wr__topo_fini(sh);
     wr__route_fini(sh);
+    wr__dl_fini(sh);
     if (sh->sweep_ev)
         event_free(sh->sweep_ev);
     wr_loop_free(sh->loop);

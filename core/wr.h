@@ -74,6 +74,27 @@ static inline const uint8_t *wr_body_bytes(const wr_body_t *b)
 /* ------------------------------------------------------------------------ */
 /* Core lifecycle                                                           */
 
+/* What a dead-lettered message went through, for the props hook below. */
+typedef struct wr_deadletter_info {
+    const char *reason;     /* "rejected", "expired" or "maxlen" */
+    wr_slice_t tenant;
+    wr_slice_t queue;       /* the queue it leaves */
+    wr_slice_t exchange;    /* where it was published ("" = default exchange) */
+    wr_slice_t routing_key; /* ... and with which key */
+    wr_slice_t dl_exchange, dl_routing_key; /* where it goes now */
+    uint32_t delivery_count;
+} wr_deadletter_info_t;
+
+/*
+ * Rewrites a dead-lettered message's properties (AMQP: x-death, first-death
+ * headers, dropping the expiration). Returns a new body (the core takes its
+ * one reference) holding the new properties and the same body bytes, or
+ * NULL to keep the message as it is. Called on shard threads, several at
+ * once: it must be thread-safe and must not block. `msg` is borrowed.
+ */
+typedef wr_body_t *(*wr_props_rewrite_fn)(void *ctx, const wr_body_t *msg,
+                                          const wr_deadletter_info_t *info);
+
 typedef struct wr_core_cfg {
     unsigned shards;   /* number of shard threads; 0 = one per online CPU */
     wr_store_t *store; /* durable store, or NULL: everything transient */
@@ -81,6 +102,9 @@ typedef struct wr_core_cfg {
     uint32_t max_message_bytes;   /* one message body; default 256 KiB */
     uint32_t max_claim_messages;  /* messages per claim; default 1000 */
     uint64_t max_claim_wait_ms;   /* longest long-poll; default 20 s */
+    /* Dead-lettering: NULL keeps the properties of dead-lettered messages. */
+    wr_props_rewrite_fn deadletter_props;
+    void *deadletter_ctx;
 } wr_core_cfg_t;
 
 /* Creates the core and starts its shard threads. */
@@ -138,7 +162,13 @@ typedef struct wr_queue_attrs {
                                   after it has had one */
     int64_t expires_ms;        /* x-expires: deleted after this long with no
                                   consumer and no declare or claim; 0 = never */
-    bool dlx_set;              /* dead-letter through exchange dlx ("" = default) */
+    /* Dead-lettering: messages rejected without requeue (wr_release),
+     * expired, or dropped/refused by max_length/max_bytes are published
+     * through exchange dlx ("" = default) with routing key dlrk, else with
+     * their own, once the props hook (wr_core_cfg_t) rewrote them. Never
+     * back into the same queue for "expired" or "maxlen" (a cycle). A
+     * missing dlx drops them. Their TTL is not kept. */
+    bool dlx_set;              /* dead-letter through exchange dlx */
     bool dlrk_set;             /* ... with routing key dlrk, else the message's own */
     uint8_t dlx_len, dlrk_len;
     char dlx[WR_NAME_MAX];
