@@ -9,12 +9,13 @@
  * Consumers run on claims, the core's one consumption primitive: a consumer
  * keeps at most one claim request out, asking for as many messages as its
  * credit allows (prefetch minus unsettled; no limit with no_ack). An
- * acknowledging consumer holds its claims (owner_hold) until every message
- * of a claim is settled: acked messages are deleted under the claim, and
- * the claim is released at the end if some were requeued (they come back
- * with redelivered set). A no_ack consumer pops messages (taken and deleted
- * in one step) while there are some, and parks a held claim (long-poll)
- * when the queue is empty; what that claim brings is delivered and deleted.
+ * acknowledging consumer holds its claims (owner_hold, no expiry); each
+ * settled delivery is a wr_ack (ack) or wr_release (requeue in place with
+ * redelivered set, or reject: dead-letter) of its message under its claim,
+ * gathered into one call per run. A no_ack consumer pops messages (taken
+ * and deleted in one step) while there are some, and parks a held claim
+ * (long-poll) when the queue is empty; what that claim brings is delivered
+ * and acked at once. A channel that ends releases its held claims whole.
  * A parked claim that comes back empty early makes the consumer look at the
  * queue: if it is gone, the consumer is cancelled (basic.cancel to clients
  * that announced consumer_cancel_notify).
@@ -63,7 +64,7 @@ struct wr_amqp_claim {
     wr_amqp_claim_t *next, *prev;
     uint64_t id;
     qname_t *q;
-    uint32_t outstanding, requeue;
+    uint32_t outstanding; /* deliveries of it not settled yet */
 };
 
 struct wr_amqp_unacked {
@@ -73,9 +74,12 @@ struct wr_amqp_unacked {
     bool settled;
 };
 
-/* A gathered core call: delete under a claim, or release a claim. */
+/* A gathered core call: ack, requeue or reject (dead-letter) a message
+ * under a claim, or release a whole claim. */
+enum { OP_ACK = 0, OP_REQUEUE, OP_REJECT, OP_RELEASE_CLAIM };
+
 typedef struct settle_op {
-    bool release;
+    uint8_t kind;
     qname_t *q;
     uint64_t claim_id, msg_id;
 } settle_op_t;
@@ -409,7 +413,7 @@ static wr_amqp_claim_t *claim_new(wr_amqp_chan_t *ch, uint64_t id, qname_t *q, u
     return cl;
 }
 
-static void settle_push(wr_amqp_conn_t *c, bool release, qname_t *q, uint64_t claim_id,
+static void settle_push(wr_amqp_conn_t *c, uint8_t kind, qname_t *q, uint64_t claim_id,
                         uint64_t msg_id)
 {
     wr_amqp_settle_t *s = c->settle;
@@ -427,7 +431,7 @@ static void settle_push(wr_amqp_conn_t *c, bool release, qname_t *q, uint64_t cl
         s->ops = no;
         s->cap = cap;
     }
-    s->ops[s->n].release = release;
+    s->ops[s->n].kind = kind;
     s->ops[s->n].q = qname_ref(q);
     s->ops[s->n].claim_id = claim_id;
     s->ops[s->n].msg_id = msg_id;
@@ -449,13 +453,10 @@ static void settle_one(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_unacked_t 
         if (!u->cons->ch)
             maybe_free_consumer(u->cons);
     }
-    if (kind == SETTLE_REQUEUE)
-        cl->requeue++;
-    else
-        settle_push(c, false, cl->q, cl->id, u->msg_id);
+    settle_push(c, kind == SETTLE_ACK ? OP_ACK : kind == SETTLE_REQUEUE ? OP_REQUEUE : OP_REJECT,
+                cl->q, cl->id, u->msg_id);
     if (--cl->outstanding == 0) {
-        if (cl->requeue)
-            settle_push(c, true, cl->q, cl->id, 0);
+        /* The core drops a held claim left with nothing. */
         claim_unlink(ch, cl);
         qname_unref(cl->q);
         free(cl);
@@ -473,6 +474,7 @@ static void on_settled(void *arg, const wr_count_res_t *res)
 void wr__amqp_settle_flush(wr_amqp_conn_t *c)
 {
     wr_amqp_settle_t *s = c->settle;
+    wr_core_t *core = c->env->core;
     uint64_t ids[WR_BATCH_MAX];
     size_t i = 0;
 
@@ -480,26 +482,35 @@ void wr__amqp_settle_flush(wr_amqp_conn_t *c)
         return;
     while (i < s->n) {
         settle_op_t *op = &s->ops[i];
-        if (c->env->core)
-            atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
-        if (op->release) {
-            if (c->env->core &&
-                wr_claim_release(c->env->core, tenant_of(c), qslice(op->q), op->claim_id, c->loop,
-                                 on_settled, c->env) != WR_OK)
-                atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
-            qname_unref(op->q);
-            i++;
-            continue;
-        }
-        /* A run of deletes under one claim: one call. */
         size_t n = 0, j = i;
-        while (j < s->n && n < WR_BATCH_MAX && !s->ops[j].release && s->ops[j].q == op->q &&
-               s->ops[j].claim_id == op->claim_id)
+        wr_err_t err = WR_OK;
+
+        /* A run of one kind under one claim: one call. */
+        while (j < s->n && n < WR_BATCH_MAX && s->ops[j].kind == op->kind &&
+               s->ops[j].q == op->q && s->ops[j].claim_id == op->claim_id)
             ids[n++] = s->ops[j++].msg_id;
-        if (c->env->core &&
-            wr_msg_delete(c->env->core, tenant_of(c), qslice(op->q), ids, n, op->claim_id, false,
-                          c->loop, on_settled, c->env) != WR_OK)
-            atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
+        if (core) {
+            atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
+            switch (op->kind) {
+            case OP_ACK:
+                err = wr_ack(core, tenant_of(c), qslice(op->q), op->claim_id, ids, n, c->loop,
+                             on_settled, c->env);
+                break;
+            case OP_REQUEUE:
+            case OP_REJECT:
+                err = wr_release(core, tenant_of(c), qslice(op->q), op->claim_id, ids, n,
+                                 op->kind == OP_REQUEUE ? WR_REL_REQUEUE : WR_REL_DEADLETTER,
+                                 c->loop, on_settled, c->env);
+                break;
+            default:
+                j = i + 1; /* one claim per op */
+                err = wr_claim_release(core, tenant_of(c), qslice(op->q), op->claim_id, c->loop,
+                                       on_settled, c->env);
+                break;
+            }
+            if (err != WR_OK)
+                atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
+        }
         for (; i < j; i++)
             qname_unref(s->ops[i].q);
     }
@@ -823,8 +834,8 @@ static void on_claimed(void *arg, const wr_msgs_res_t *res)
     if (cons->no_ack && res->claim_id) {
         /* Delivered from a held claim (the parked case): done with them. */
         atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
-        if (wr_msg_delete(c->env->core, tenant_of(c), qslice(cons->q), ids, res->n,
-                          res->claim_id, false, c->loop, on_settled, c->env) != WR_OK)
+        if (wr_ack(c->env->core, tenant_of(c), qslice(cons->q), res->claim_id, ids, res->n,
+                   c->loop, on_settled, c->env) != WR_OK)
             atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
     }
     pump(cons);
@@ -1153,7 +1164,7 @@ void wr__amqp_deliver_chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
     while (ch->claims) {
         wr_amqp_claim_t *cl = ch->claims;
         ch->claims = cl->next;
-        settle_push(c, true, cl->q, cl->id, 0);
+        settle_push(c, OP_RELEASE_CLAIM, cl->q, cl->id, 0);
         qname_unref(cl->q);
         free(cl);
     }

@@ -559,8 +559,8 @@ def test_queue_expires(conn):
     closed_with(ei, 404)
 
 
-@pytest.mark.xfail(strict=True, reason="needs wr_release(dead-letter) from the core (in progress); "
-                   "until then a rejected message is dropped")
+@pytest.mark.xfail(strict=True, reason="the front end rejects with wr_release(WR_REL_DEADLETTER); "
+                   "the core's dead-letter routing is in progress (it drops until then)")
 def test_dead_letter_on_reject(ch):
     dlx, dlq, q = uid("dlx"), uid("dlq"), uid()
     ch.exchange_declare(dlx, "fanout")
@@ -573,8 +573,8 @@ def test_dead_letter_on_reject(ch):
     assert get_body(ch, dlq)[2] == b"dead"
 
 
-@pytest.mark.xfail(strict=True, reason="the core's dead-letter hook (expiry, max-length) is in "
-                   "progress")
+@pytest.mark.xfail(strict=True, reason="the core's dead-letter routing (expiry, max-length) is "
+                   "in progress")
 def test_dead_letter_on_expiry(ch):
     dlx, dlq, q = uid("dlx"), uid("dlq"), uid()
     ch.exchange_declare(dlx, "direct")
