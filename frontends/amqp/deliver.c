@@ -1004,17 +1004,45 @@ static void get_ctx_free(get_ctx_t *g)
     free(g);
 }
 
-static void on_get_count(void *arg, const wr_queue_declare_res_t *res)
+/* basic.get-ok and the content; the delivery is unsettled unless no_ack. */
+static void send_get_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, get_ctx_t *g, uint64_t ready)
+{
+    uint64_t tag = ++ch->next_tag;
+    uint32_t count = ready > UINT32_MAX ? UINT32_MAX : (uint32_t)ready;
+    uint8_t *p, *start;
+    size_t used;
+
+    p = start = wr__amqp_scratch(c, 0, 8 + 4 + 8 + 1 + 1 + g->ex_len + 1 + g->rk_len + 4);
+    p = frame_open(p, AMQP_FRAME_METHOD, ch->id);
+    p = put32(p, AMQP_BASIC_GET_OK_METHOD);
+    p = put64(p, tag);
+    *p++ = g->redelivered ? 1 : 0;
+    p = putstr(p, g->ex, g->ex_len);
+    p = putstr(p, g->rk, g->rk_len);
+    p = put32(p, count);
+    p = frame_close(start, p);
+    used = wr__amqp_put_content(c, (size_t)(p - start), ch->id, g->body, g->persistent);
+    evbuffer_add(c->out, c->scratch, used);
+    if (!g->no_ack) {
+        wr_amqp_claim_t *cl = claim_new(ch, g->claim_id, g->q, 1);
+        wr_amqp_unacked_t u = {g->msg_id, cl, NULL, false};
+        un_push(ch, tag, &u);
+        ch->unacked_n++;
+    } else if (ch->un_len > 0) {
+        wr_amqp_unacked_t u = {g->msg_id, NULL, NULL, true};
+        un_push(ch, tag, &u);
+    }
+}
+
+/* Nothing came: get-empty, or 404/405 if the queue is missing or locked. */
+static void on_get_empty_check(void *arg, const wr_queue_declare_res_t *res)
 {
     wr_amqp_op_t *op = arg;
     wr_amqp_chan_t *ch = wr__amqp_op_chan(op);
     get_ctx_t *g = op->ptr;
     wr_amqp_conn_t *c = op->c;
 
-    if (!ch) {
-        if (g->got && !g->no_ack)
-            release_claim(c, g->q, g->claim_id);
-    } else if (!g->got) {
+    if (ch) {
         if (res->err == WR_ENOTFOUND) {
             wr__amqp_chan_error(c, ch, AMQP_NOT_FOUND, op->id, "no queue '%s' in vhost '%s'",
                                 g->q->name, wr__amqp_vhost(c));
@@ -1026,34 +1054,6 @@ static void on_get_count(void *arg, const wr_queue_declare_res_t *res)
         } else {
             amqp_basic_get_empty_t e = {{0, NULL}};
             wr__amqp_send(c, ch->id, AMQP_BASIC_GET_EMPTY_METHOD, &e);
-        }
-    } else {
-        uint64_t tag = ++ch->next_tag;
-        uint32_t count = res->err == WR_OK
-                             ? (res->messages > UINT32_MAX ? UINT32_MAX : (uint32_t)res->messages)
-                             : 0;
-        uint8_t *p, *start;
-        size_t used;
-
-        p = start = wr__amqp_scratch(c, 0, 8 + 4 + 8 + 1 + 1 + g->ex_len + 1 + g->rk_len + 4);
-        p = frame_open(p, AMQP_FRAME_METHOD, ch->id);
-        p = put32(p, AMQP_BASIC_GET_OK_METHOD);
-        p = put64(p, tag);
-        *p++ = g->redelivered ? 1 : 0;
-        p = putstr(p, g->ex, g->ex_len);
-        p = putstr(p, g->rk, g->rk_len);
-        p = put32(p, count);
-        p = frame_close(start, p);
-        used = wr__amqp_put_content(c, (size_t)(p - start), ch->id, g->body, g->persistent);
-        evbuffer_add(c->out, c->scratch, used);
-        if (!g->no_ack) {
-            wr_amqp_claim_t *cl = claim_new(ch, g->claim_id, g->q, 1);
-            wr_amqp_unacked_t u = {g->msg_id, cl, NULL, false};
-            un_push(ch, tag, &u);
-            ch->unacked_n++;
-        } else if (ch->un_len > 0) {
-            wr_amqp_unacked_t u = {g->msg_id, NULL, NULL, true};
-            un_push(ch, tag, &u);
         }
     }
     get_ctx_free(g);
@@ -1099,13 +1099,18 @@ static void on_got(void *arg, const wr_msgs_res_t *res)
         wr__amqp_op_done(op);
         return;
     }
-    /* The message count after it (and, if none came, whether the queue
-     * exists at all: basic.get on a missing queue is 404). */
+    if (g->got) {
+        send_get_ok(c, ch, g, res->ready);
+        get_ctx_free(g);
+        wr__amqp_op_done(op);
+        return;
+    }
+    /* None came: basic.get on a missing queue is 404, not get-empty. */
     a.owner = c->id;
     if (wr_queue_declare(c->env->core, tenant_of(c), qslice(g->q), &a, (wr_slice_t){NULL, 0},
-                         WR_DECL_PASSIVE, c->loop, on_get_count, op) != WR_OK) {
+                         WR_DECL_PASSIVE, c->loop, on_get_empty_check, op) != WR_OK) {
         wr_queue_declare_res_t r = {WR_EIO, false, 0, 0};
-        on_get_count(op, &r);
+        on_get_empty_check(op, &r);
     }
 }
 

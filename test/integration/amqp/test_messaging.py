@@ -94,6 +94,10 @@ def test_declare_publish_get_ack(ch):
     ch.basic_ack(m.delivery_tag)
     assert ch.basic_get(q)[0] is None
     assert ch.queue_declare(q, passive=True).method.message_count == 0
+    ch.basic_publish("", q, b"1")
+    ch.basic_publish("", q, b"2")
+    m, _, b = get_body(ch, q)
+    assert b == b"1" and m.message_count == 1  # messages left after this one
 
 
 def test_server_named_queue(ch):
