@@ -175,6 +175,7 @@ static void metrics_part(void *arg)
         m->delivered = q->delivered;
         m->acked = q->acked;
         m->expired = q->expired;
+        m->consumers = q->nconsumers;
     }
     part->items = qm;
     part->n = k;

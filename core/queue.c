@@ -450,6 +450,10 @@ void wr__exec_stat(wr__shard_t *sh, wr__req_t *r)
     res->acked = q->acked;
     res->expired = q->expired;
     res->waiters = q->waiters.n;
+    res->unacked = q->nclaimed;
+    res->ready = q->ix.live - q->nclaimed > res->delayed ? q->ix.live - q->nclaimed - res->delayed
+                                                          : 0;
+    res->consumers = q->nconsumers;
     wr__complete(r);
 }
 

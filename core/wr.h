@@ -226,6 +226,10 @@ typedef struct wr_queue_stat_res {
     /* Lifetime counters. */
     uint64_t published, delivered, acked, expired;
     uint32_t waiters; /* parked long-poll claims */
+    /* AMQP's view (queue.declare-ok, management): */
+    uint64_t ready;     /* visible and unclaimed: what a consumer could get now */
+    uint64_t unacked;   /* delivered and not yet acked or released (= claimed) */
+    uint32_t consumers; /* subscriptions */
 } wr_queue_stat_res_t;
 typedef void (*wr_queue_stat_cb)(void *arg, const wr_queue_stat_res_t *res);
 
@@ -702,6 +706,7 @@ typedef struct wr_queue_metrics {
     wr_slice_t tenant, name;
     uint64_t ready, claimed, bytes;
     uint64_t published, delivered, acked, expired;
+    uint32_t consumers;
 } wr_queue_metrics_t;
 
 typedef struct wr_shard_metrics {

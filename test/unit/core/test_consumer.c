@@ -458,3 +458,41 @@ Test(consumer, batches)
     cr_assert_leq(a->batches, 40, "batches %zu", a->batches);
     t_cons_free(a);
 }
+
+Test(consumer, counts_ready_unacked_consumers)
+{
+    t_cons_t *a = t_cons_new(), *b = t_cons_new();
+
+    cr_assert_eq(t_declare("t", "cnt", NULL), WR_OK);
+    pub_n("cnt", 0, 10);
+    cr_assert_eq(t_subscribe(a, "t", "cnt", &(wr_sub_opts_t){.prefetch = 3}), WR_OK);
+    cr_assert_eq(t_subscribe(b, "t", "cnt", &(wr_sub_opts_t){.prefetch = 2}), WR_OK);
+    t_cons_settle(a, 3);
+    t_cons_settle(b, 2);
+    t_call_t *s = stat("cnt");
+    cr_assert_eq(s->stat.ready, 5);
+    cr_assert_eq(s->stat.unacked, 5);
+    cr_assert_eq(s->stat.consumers, 2);
+    cr_assert_eq(s->stat.total, 10);
+    t_call_free(s);
+    t_call_t *d = t_declare_full("t", "cnt", NULL, NULL, WR_DECL_PASSIVE);
+    cr_assert_eq(d->messages, 5);
+    cr_assert_eq(d->consumers, 2);
+    t_call_free(d);
+    ack_range(a, "cnt", 0, 3);
+    s = stat("cnt");
+    cr_assert_eq(s->stat.ready, 5);
+    cr_assert_eq(s->stat.unacked, 2);
+    t_call_free(s);
+    t_call_t *m = t_metrics();
+    bool found = false;
+    for (size_t i = 0; i < m->nqueues; i++)
+        if (strcmp(m->qm_names[i], "t/cnt") == 0) {
+            found = true;
+            cr_assert_eq(m->qm[i].consumers, 2);
+            cr_assert_eq(m->qm[i].ready, 5);
+            cr_assert_eq(m->qm[i].claimed, 2);
+        }
+    cr_assert(found);
+    t_call_free(m);
+}
