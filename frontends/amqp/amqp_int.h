@@ -265,6 +265,7 @@ struct wr_amqp_conn {
     uint64_t chan_serial;  /* last channel serial given out */
     size_t backlog_bytes;  /* bytes held in channel backlogs */
     bool want_pump;        /* consumers wait for the output to drain */
+    bool credit_pending;   /* subscriptions have prefetch slots to get back */
     bool replaying;        /* inside wr__amqp_chan_replay */
     bool feeding;          /* inside wr__amqp_conn_feed: no kick */
     bool dying;            /* last reference gone: nothing new goes to the core */

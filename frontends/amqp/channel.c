@@ -363,10 +363,8 @@ void wr__amqp_on_channel_flow(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
     /* active=false: stop sending content (deliveries) until active=true. */
     ch->flow_active = m->active != 0;
     wr__amqp_send(c, ch->id, AMQP_CHANNEL_FLOW_OK_METHOD, &ok);
-    if (ch->flow_active) {
-        c->want_pump = true;
-        wr__amqp_consumers_pump(c);
-    }
+    c->want_pump = true; /* consumers stop or go on */
+    wr__amqp_consumers_pump(c);
 }
 
 void wr__amqp_on_channel_flow_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,

@@ -6,7 +6,18 @@
  * ring by delivery tag), settling (ack/nack/reject/recover, gathered for
  * the core), consumers (pump, deliver, cancel), basic.get, channel end.
  *
- * Consumers run on claims, the core's one consumption primitive: a consumer
+ * Consumers are core subscriptions (wr_subscribe): the shard pushes
+ * batches while the consumer has credit (its prefetch; a settled delivery
+ * gives its slot back with wr_sub_credit, gathered per read); a full output
+ * or channel.flow pauses the subscription (wr_sub_pause). basic.cancel
+ * unsubscribes and leaves the unacked messages with the channel; a channel
+ * that ends unsubscribes with requeue. The core counts these consumers,
+ * checks exclusivity, deletes auto_delete queues, and ends a subscription
+ * whose queue is deleted (basic.cancel to the client).
+ *
+ * A channel with a channel-wide prefetch (basic.qos global=true, as kombu
+ * and Celery send) keeps its consumers on claims, which honour a limit
+ * shared by several consumers exactly. A claim consumer
  * keeps at most one claim request out, asking for as many messages as its
  * credit allows (prefetch minus unsettled; no limit with no_ack). An
  * acknowledging consumer holds its claims (owner_hold, no expiry); each
@@ -58,6 +69,15 @@ struct wr_amqp_consumer {
     bool waited;    /* the request out is a parked claim */
     uint16_t prefetch;
     uint32_t unacked;
+    /* A core subscription (wr_subscribe) instead of claims. */
+    bool sub;
+    bool sub_live;   /* subscribed (or subscribing), until unsubscribed or ended;
+                        holds a connection reference */
+    bool paused;     /* wr_sub_pause(true) sent */
+    uint64_t sub_id;
+    uint32_t credit_due; /* settled deliveries not yet given back as credit */
+    wr_amqp_claim_t *subclaim; /* the subscription's claim (pinned) */
+    wr_amqp_op_t *op;          /* basic.consume waiting for wr_subscribe */
 };
 
 struct wr_amqp_claim {
@@ -65,6 +85,7 @@ struct wr_amqp_claim {
     uint64_t id;
     qname_t *q;
     uint32_t outstanding; /* deliveries of it not settled yet */
+    bool pinned;          /* a live subscription's: kept at 0 outstanding */
 };
 
 struct wr_amqp_unacked {
@@ -110,7 +131,8 @@ static bool bytes_eq(const char *a, size_t alen, amqp_bytes_t b)
 
 typedef struct wr_amqp_reg {
     struct wr_amqp_reg *next;
-    uint32_t count;
+    uint32_t count;  /* every consumer (exclusivity) */
+    uint32_t claimed; /* consumers on claims: the core does not count them */
     bool exclusive;
     size_t tlen, qlen;
     char key[]; /* tenant then queue */
@@ -130,7 +152,8 @@ static reg_t **reg_find(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q)
 }
 
 /* WR_EDENIED if exclusivity forbids another consumer. */
-static wr_err_t reg_add(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q, bool exclusive)
+static wr_err_t reg_add(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q, bool exclusive,
+                        bool claimed)
 {
     reg_t **pp, *r;
     wr_err_t err = WR_OK;
@@ -152,6 +175,7 @@ static wr_err_t reg_add(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q, bool exc
             *pp = r;
         }
         r->count++;
+        r->claimed += claimed;
         r->exclusive = exclusive;
     }
     pthread_mutex_unlock(&env->reg_mu);
@@ -159,7 +183,7 @@ static wr_err_t reg_add(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q, bool exc
 }
 
 /* Returns the consumers left. */
-static uint32_t reg_del(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q)
+static uint32_t reg_del(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q, bool claimed)
 {
     reg_t **pp, *r;
     uint32_t left = 0;
@@ -169,6 +193,7 @@ static uint32_t reg_del(wr_amqp_env_t *env, wr_slice_t t, wr_slice_t q)
     r = *pp;
     if (r) {
         r->count--;
+        r->claimed -= claimed;
         left = r->count;
         if (r->count == 0) {
             *pp = r->next;
@@ -187,7 +212,7 @@ uint32_t wr__amqp_reg_count(wr_amqp_env_t *env, wr_slice_t tenant, wr_slice_t qu
 
     pthread_mutex_lock(&env->reg_mu);
     r = *reg_find(env, tenant, queue);
-    n = r ? r->count : 0;
+    n = r ? r->claimed : 0;
     pthread_mutex_unlock(&env->reg_mu);
     return n;
 }
@@ -448,14 +473,19 @@ static void settle_one(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_unacked_t 
 
     u->settled = true;
     ch->unacked_n--;
-    if (u->cons) {
-        u->cons->unacked--;
-        if (!u->cons->ch)
-            maybe_free_consumer(u->cons);
-    }
     settle_push(c, kind == SETTLE_ACK ? OP_ACK : kind == SETTLE_REQUEUE ? OP_REQUEUE : OP_REJECT,
                 cl->q, cl->id, u->msg_id);
-    if (--cl->outstanding == 0) {
+    if (u->cons) {
+        wr_amqp_consumer_t *cons = u->cons;
+        cons->unacked--;
+        if (cons->sub && cons->ch && cons->prefetch) {
+            cons->credit_due++; /* a prefetch slot is free again */
+            c->credit_pending = true;
+        }
+        if (!cons->ch)
+            maybe_free_consumer(cons);
+    }
+    if (--cl->outstanding == 0 && !cl->pinned) {
         /* The core drops a held claim left with nothing. */
         claim_unlink(ch, cl);
         qname_unref(cl->q);
@@ -478,7 +508,7 @@ void wr__amqp_settle_flush(wr_amqp_conn_t *c)
     uint64_t ids[WR_BATCH_MAX];
     size_t i = 0;
 
-    if (!s || s->n == 0)
+    if (!s)
         return;
     while (i < s->n) {
         settle_op_t *op = &s->ops[i];
@@ -515,6 +545,20 @@ void wr__amqp_settle_flush(wr_amqp_conn_t *c)
             qname_unref(s->ops[i].q);
     }
     s->n = 0;
+    if (c->credit_pending && core) {
+        /* After the acks: subscriptions get their freed prefetch slots. */
+        c->credit_pending = false;
+        for (uint32_t k = 0; k < c->chans_cap; k++) {
+            wr_amqp_chan_t *ch = c->chans[k];
+            for (wr_amqp_consumer_t *cons = ch ? ch->consumers : NULL; cons; cons = cons->next) {
+                if (!cons->sub || !cons->credit_due || !cons->sub_id)
+                    continue;
+                wr_sub_credit(core, tenant_of(c), qslice(cons->q), cons->sub_id, cons->credit_due,
+                              NULL, NULL, NULL);
+                cons->credit_due = 0;
+            }
+        }
+    }
 }
 
 /* Returns false (406 raised) for an unknown tag. */
@@ -635,10 +679,37 @@ void wr__amqp_on_basic_qos(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_
 
 static void maybe_free_consumer(wr_amqp_consumer_t *cons)
 {
-    if (cons->ch || cons->pending || cons->unacked > 0)
+    if (cons->ch || cons->pending || cons->unacked > 0 || cons->sub_live)
         return;
     qname_unref(cons->q);
     free(cons);
+}
+
+static void on_unsubscribed(void *arg, const wr_count_res_t *res)
+{
+    wr_amqp_consumer_t *cons = arg;
+    wr_amqp_conn_t *c = cons->c;
+
+    (void)res;
+    cons->sub_live = false;
+    maybe_free_consumer(cons);
+    atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
+    wr__amqp_conn_unref(c); /* the subscription's */
+}
+
+/* Ends a live subscription: requeue (channel gone) or leave its unacked
+ * messages with the channel (basic.cancel). The consumer lives until the
+ * core answers: deliveries posted before the answer still find it. */
+static void sub_stop(wr_amqp_conn_t *c, wr_amqp_consumer_t *cons, bool requeue)
+{
+    if (!cons->sub_live || !cons->sub_id)
+        return;
+    atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
+    if (wr_unsubscribe(c->env->core, tenant_of(c), qslice(cons->q), cons->sub_id, requeue,
+                       c->loop, on_unsubscribed, cons) != WR_OK) {
+        wr_count_res_t r = {WR_ESHUTDOWN, 0};
+        on_unsubscribed(cons, &r);
+    }
 }
 
 static void on_autodeleted(void *arg, const wr_count_res_t *res)
@@ -648,7 +719,8 @@ static void on_autodeleted(void *arg, const wr_count_res_t *res)
 
 /* Takes the consumer off its channel (it lives on while claims are out or
  * deliveries unsettled). */
-static void consumer_end(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_consumer_t *cons)
+static void consumer_end(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_consumer_t *cons,
+                         bool requeue)
 {
     wr_amqp_consumer_t **pp = &ch->consumers;
 
@@ -659,8 +731,23 @@ static void consumer_end(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_consumer
     ch->nconsumers--;
     cons->ch = NULL;
     cons->next = NULL;
-    if (reg_del(c->env, tenant_of(c), qslice(cons->q)) == 0 && cons->auto_delete &&
-        c->env->core) {
+    if (cons->subclaim) {
+        wr_amqp_claim_t *cl = cons->subclaim;
+        cons->subclaim = NULL;
+        cl->pinned = false;
+        if (cl->outstanding == 0) {
+            claim_unlink(ch, cl);
+            qname_unref(cl->q);
+            free(cl);
+        }
+    }
+    if (cons->sub) {
+        /* The core keeps its own consumer count and deletes auto_delete
+         * queues itself. */
+        reg_del(c->env, tenant_of(c), qslice(cons->q), false);
+        sub_stop(c, cons, requeue);
+    } else if (reg_del(c->env, tenant_of(c), qslice(cons->q), true) == 0 && cons->auto_delete &&
+               c->env->core) {
         /* auto_delete: the queue goes with its last consumer (the core will
          * do this itself once consumers are its subscriptions). */
         atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
@@ -674,6 +761,10 @@ static void consumer_end(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_consumer
 
 static void on_claimed(void *arg, const wr_msgs_res_t *res);
 static void on_gone_check(void *arg, const wr_queue_declare_res_t *res);
+static void sub_flow(wr_amqp_consumer_t *cons);
+static void on_sub_deliver(void *arg, const wr_deliveries_t *b);
+static void on_sub_end(void *arg, uint64_t sub_id, wr_err_t why);
+static void on_subscribed(void *arg, const wr_sub_res_t *res);
 
 static void pump(wr_amqp_consumer_t *cons)
 {
@@ -682,6 +773,10 @@ static void pump(wr_amqp_consumer_t *cons)
     wr_claim_opts_t o = {0};
     uint32_t limit = CLAIM_MAX;
 
+    if (cons->sub) {
+        sub_flow(cons); /* the core pushes; only flow control here */
+        return;
+    }
     if (cons->pending || !ch || !c->out || !c->env->core || c->state != WR_AMQP_S_OPEN ||
         ch->state != WR_AMQP_CH_OPEN || !ch->flow_active)
         return;
@@ -747,7 +842,7 @@ static void server_cancel(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_consume
         m.nowait = 1;
         wr__amqp_send(c, ch->id, AMQP_BASIC_CANCEL_METHOD, &m);
     }
-    consumer_end(c, ch, cons);
+    consumer_end(c, ch, cons, false);
 }
 
 static void release_claim(wr_amqp_conn_t *c, qname_t *q, uint64_t claim_id)
@@ -861,6 +956,154 @@ static void on_gone_check(void *arg, const wr_queue_declare_res_t *res)
     wr__amqp_conn_unref(c);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Consumers on subscriptions                                               */
+
+/* basic.deliver, then the content, from a subscription's delivery. */
+static size_t put_deliver_d(wr_amqp_conn_t *c, size_t used, uint16_t ch,
+                            const wr_amqp_consumer_t *cons, uint64_t tag, const wr_delivery_t *d)
+{
+    wr_msg_view_t v;
+
+    memset(&v, 0, sizeof(v));
+    v.id = d->id;
+    v.body = d->body;
+    v.redelivered = d->redelivered;
+    v.persistent = d->persistent;
+    v.exchange = d->exchange;
+    v.routing_key = d->routing_key;
+    return put_deliver(c, used, ch, cons, tag, &v);
+}
+
+/* Output backed up or flow stopped: ask the core to hold deliveries. */
+static void sub_flow(wr_amqp_consumer_t *cons)
+{
+    wr_amqp_conn_t *c = cons->c;
+    wr_amqp_chan_t *ch = cons->ch;
+    bool stop;
+
+    if (!ch || !cons->sub_id || !c->out)
+        return;
+    stop = !ch->flow_active || evbuffer_get_length(c->out) > WR_AMQP_OUT_HIGH;
+    if (stop)
+        c->want_pump = true;
+    if (stop == cons->paused)
+        return;
+    cons->paused = stop;
+    wr_sub_pause(c->env->core, tenant_of(c), qslice(cons->q), cons->sub_id, stop, NULL, NULL,
+                 NULL);
+}
+
+static void on_sub_deliver(void *arg, const wr_deliveries_t *b)
+{
+    wr_amqp_consumer_t *cons = arg;
+    wr_amqp_conn_t *c = cons->c;
+    wr_amqp_chan_t *ch = cons->ch;
+    uint64_t ids[WR_BATCH_MAX];
+    size_t used = 0;
+
+    if (!ch || !c->out || c->state != WR_AMQP_S_OPEN || ch->state != WR_AMQP_CH_OPEN) {
+        /* Cancelled, unsubscribe on its way: what is held goes back. */
+        if (!cons->no_ack && b->n > 0 && c->env->core) {
+            for (size_t i = 0; i < b->n; i += WR_BATCH_MAX) {
+                size_t n = b->n - i < WR_BATCH_MAX ? b->n - i : WR_BATCH_MAX;
+                for (size_t k = 0; k < n; k++)
+                    ids[k] = b->d[i + k].id;
+                wr_release(c->env->core, tenant_of(c), qslice(cons->q), b->claim_id, ids, n,
+                           WR_REL_REQUEUE, NULL, NULL, NULL);
+            }
+        }
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        const wr_delivery_t *d = &b->d[i];
+        uint64_t tag = ++ch->next_tag;
+        used = put_deliver_d(c, used, ch->id, cons, tag, d);
+        if (!cons->no_ack && cons->subclaim) {
+            wr_amqp_unacked_t u = {d->id, cons->subclaim, cons, false};
+            un_push(ch, tag, &u);
+            cons->subclaim->outstanding++;
+            cons->unacked++;
+            ch->unacked_n++;
+        } else if (ch->un_len > 0) {
+            wr_amqp_unacked_t u = {d->id, NULL, NULL, true};
+            un_push(ch, tag, &u);
+        }
+    }
+    evbuffer_add(c->out, c->scratch, used);
+    c->last_sent_ms = wr_now_mono_ms();
+    sub_flow(cons);
+}
+
+static void on_sub_end(void *arg, uint64_t sub_id, wr_err_t why)
+{
+    wr_amqp_consumer_t *cons = arg;
+    wr_amqp_conn_t *c = cons->c;
+
+    (void)sub_id;
+    (void)why; /* WR_ENOTFOUND: the queue was deleted */
+    cons->sub_live = false;
+    if (cons->ch && c->out && c->state == WR_AMQP_S_OPEN && cons->ch->state == WR_AMQP_CH_OPEN) {
+        server_cancel(c, cons->ch, cons); /* may free cons */
+        wr__amqp_conn_kick(c);
+    } else {
+        maybe_free_consumer(cons);
+    }
+    wr__amqp_conn_unref(c); /* the subscription's */
+}
+
+static void on_subscribed(void *arg, const wr_sub_res_t *res)
+{
+    wr_amqp_consumer_t *cons = arg;
+    wr_amqp_op_t *op = cons->op;
+    wr_amqp_chan_t *ch = wr__amqp_op_chan(op);
+    wr_amqp_conn_t *c = op->c;
+
+    cons->op = NULL;
+    if (res->err != WR_OK) {
+        reg_del(c->env, tenant_of(c), qslice(cons->q), false);
+        if (ch && res->err == WR_ENOTFOUND)
+            wr__amqp_chan_error(c, ch, AMQP_NOT_FOUND, op->id, "no queue '%s' in vhost '%s'",
+                                cons->q->name, wr__amqp_vhost(c));
+        else if (ch && res->err == WR_ELOCKED)
+            wr__amqp_chan_error(c, ch, AMQP_RESOURCE_LOCKED, op->id,
+                                "cannot obtain exclusive access to locked queue '%s' in vhost "
+                                "'%s'",
+                                cons->q->name, wr__amqp_vhost(c));
+        else if (ch)
+            wr__amqp_fail(c, ch, res->err, op->id, "queue '%s': %s", cons->q->name,
+                          wr_strerror(res->err));
+        cons->sub_live = false;
+        qname_unref(cons->q);
+        free(cons);
+        wr__amqp_op_done(op);
+        wr__amqp_conn_unref(c); /* the subscription's */
+        return;
+    }
+    cons->sub_id = res->sub_id;
+    if (!ch) {
+        /* The channel went while subscribing. */
+        reg_del(c->env, tenant_of(c), qslice(cons->q), false);
+        sub_stop(c, cons, true);
+        wr__amqp_op_done(op);
+        return;
+    }
+    cons->subclaim = claim_new(ch, res->sub_id, cons->q, 0);
+    cons->subclaim->pinned = true;
+    cons->ch = ch;
+    cons->next = ch->consumers;
+    ch->consumers = cons;
+    ch->nconsumers++;
+    if (!op->nowait) {
+        amqp_basic_consume_ok_t ok;
+        ok.consumer_tag.bytes = cons->tag;
+        ok.consumer_tag.len = cons->tag_len;
+        wr__amqp_send(c, ch->id, AMQP_BASIC_CONSUME_OK_METHOD, &ok);
+    }
+    sub_flow(cons);
+    wr__amqp_op_done(op);
+}
+
 static wr_amqp_consumer_t *find_consumer(wr_amqp_chan_t *ch, amqp_bytes_t tag)
 {
     for (wr_amqp_consumer_t *cons = ch->consumers; cons; cons = cons->next) {
@@ -883,7 +1126,7 @@ static void on_consume_stat(void *arg, const wr_queue_stat_res_t *res)
     if (err == WR_OK && res->attrs.exclusive && res->attrs.owner != c->id)
         err = WR_ELOCKED;
     if (!ch || err != WR_OK) {
-        reg_del(c->env, tenant_of(c), qslice(cons->q));
+        reg_del(c->env, tenant_of(c), qslice(cons->q), true);
         if (ch && err == WR_ENOTFOUND)
             wr__amqp_chan_error(c, ch, AMQP_NOT_FOUND, op->id, "no queue '%s' in vhost '%s'",
                                 cons->q->name, wr__amqp_vhost(c));
@@ -935,7 +1178,10 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
         wr__amqp_chan_error(c, ch, AMQP_INTERNAL_ERROR, call->id, "no core");
         return;
     }
-    if (reg_add(c->env, tenant_of(c), wr__amqp_slice(qn), m->exclusive) != WR_OK) {
+    /* A channel-wide prefetch (basic.qos global) is kept exactly on claims;
+     * otherwise the core pushes (subscription, per-consumer credit). */
+    if (reg_add(c->env, tenant_of(c), wr__amqp_slice(qn), m->exclusive,
+                ch->prefetch_global != 0) != WR_OK) {
         wr__amqp_chan_error(c, ch, AMQP_ACCESS_REFUSED, call->id,
                             "queue '%.*s' in vhost '%s' in exclusive use", (int)qn.len,
                             (char *)qn.bytes, wr__amqp_vhost(c));
@@ -955,12 +1201,28 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
     cons->no_ack = m->no_ack;
     cons->exclusive = m->exclusive;
     cons->prefetch = ch->prefetch;
+    cons->sub = ch->prefetch_global == 0;
     op = wr__amqp_op_new(c, ch, call->id, m->nowait);
     op->ptr = cons;
-    err = wr_queue_stat(c->env->core, tenant_of(c), qslice(cons->q), c->loop, on_consume_stat,
-                        op);
+    if (cons->sub) {
+        wr_sub_opts_t o = {0};
+        o.prefetch = cons->no_ack ? 0 : cons->prefetch;
+        o.no_ack = cons->no_ack;
+        o.exclusive = cons->exclusive;
+        o.owner = c->id;
+        cons->op = op;
+        cons->sub_live = true;
+        wr__amqp_conn_ref(c); /* the subscription's */
+        err = wr_subscribe(c->env->core, tenant_of(c), qslice(cons->q), &o, c->loop,
+                           on_sub_deliver, on_sub_end, on_subscribed, cons);
+        if (err != WR_OK)
+            wr__amqp_conn_unref(c);
+    } else {
+        err = wr_queue_stat(c->env->core, tenant_of(c), qslice(cons->q), c->loop,
+                            on_consume_stat, op);
+    }
     if (err != WR_OK) {
-        reg_del(c->env, tenant_of(c), qslice(cons->q));
+        reg_del(c->env, tenant_of(c), qslice(cons->q), !cons->sub);
         qname_unref(cons->q);
         free(cons);
         wr__amqp_fail(c, ch, err, call->id, "basic.consume: %s", wr_strerror(err));
@@ -975,7 +1237,7 @@ void wr__amqp_on_basic_cancel(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
     amqp_basic_cancel_ok_t ok;
 
     if (cons)
-        consumer_end(c, ch, cons);
+        consumer_end(c, ch, cons, false);
     /* An unknown tag is answered all the same (RabbitMQ). */
     if (!m->nowait) {
         ok.consumer_tag = m->consumer_tag;
@@ -1166,6 +1428,8 @@ void wr__amqp_deliver_chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
                 maybe_free_consumer(u->cons); /* cancelled before */
         }
     }
+    for (wr_amqp_consumer_t *cons = ch->consumers; cons; cons = cons->next)
+        cons->subclaim = NULL; /* freed with the claims below */
     while (ch->claims) {
         wr_amqp_claim_t *cl = ch->claims;
         ch->claims = cl->next;
@@ -1179,7 +1443,7 @@ void wr__amqp_deliver_chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
     ch->unacked_n = 0;
     while (ch->consumers) {
         wr_amqp_consumer_t *cons = ch->consumers;
-        consumer_end(c, ch, cons); /* frees it unless a claim is out */
+        consumer_end(c, ch, cons, true); /* frees it unless something is out */
     }
     wr__amqp_settle_flush(c);
 }
