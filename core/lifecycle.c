@@ -41,7 +41,10 @@ void wr__exec_owner_gone(void *arg)
     for (size_t i = 0; i < ngone; i++) {
         wr__queue_t *q = gone[i];
         if (q->attrs.exclusive && q->attrs.owner == owner) {
-            wr__queue_gone(sh, q, NULL);
+            /* The owner's own consumers end quietly: nobody is left to
+             * hear of it (ended() would reach a closed connection). */
+            if (!wr__queue_owner_cleanup(sh, q, owner))
+                wr__queue_gone(sh, q, NULL);
             deleted++;
         } else {
             /* Its consumers and held claims of this owner end first. */

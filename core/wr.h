@@ -264,10 +264,10 @@ wr_err_t wr_queue_delete_as(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue
 wr_err_t wr_queue_purge_as(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, uint64_t owner,
                            wr_loop_t *reply, wr_count_cb cb, void *arg);
 
-/* An owner (connection) is gone: deletes every exclusive queue it owned,
- * on every shard (their consumers end with WR_ENOTFOUND), ends its
- * subscriptions (unacked messages requeued) and releases its held claims.
- * count: queues deleted. cb may be NULL (reply may then be NULL too). */
+/* An owner (connection) is gone: ends its subscriptions everywhere (their
+ * unacked messages requeued; no ended() call), releases its held claims,
+ * and deletes every exclusive queue it owned, on every shard. count:
+ * queues deleted. cb may be NULL (reply may then be NULL too). */
 wr_err_t wr_owner_gone(wr_core_t *core, uint64_t owner, wr_loop_t *reply, wr_count_cb cb,
                        void *arg);
 

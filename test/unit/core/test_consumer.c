@@ -496,3 +496,22 @@ Test(consumer, counts_ready_unacked_consumers)
     cr_assert(found);
     t_call_free(m);
 }
+
+Test(consumer, owner_gone_exclusive_queue_is_quiet)
+{
+    wr_queue_attrs_t own = {.exclusive = true, .owner = 77};
+    t_cons_t *a = t_cons_new();
+
+    cr_assert_eq(t_declare("t", "mine", &own), WR_OK);
+    cr_assert_eq(t_subscribe(a, "t", "mine", &(wr_sub_opts_t){.owner = 77}), WR_OK);
+    t_call_t *g = t_call_new();
+    cr_assert_eq(wr_owner_gone(T.core, 77, T.loop, t_on_count, g), WR_OK);
+    t_wait(g);
+    cr_assert_eq(g->count, 1);
+    t_call_free(g);
+    t_sleep_ms(50);
+    cr_assert_not(a->ended);
+    t_call_t *s = t_stat("t", "mine");
+    cr_assert_eq(s->err, WR_ENOTFOUND);
+    t_call_free(s);
+}
