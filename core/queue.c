@@ -99,8 +99,6 @@ void wr__queue_free(wr__queue_t *q)
 void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q)
 {
     wr__map_del(&sh->queues, q->hash, q->key, q->klen);
-    if (wr__durable(sh->core, q))
-        wr__persist_del_queue(sh, q);
     /* The waiters were parked on this queue: they end with nothing rather
      * than wait on for a queue of the same name declared later. */
     wr__waitlist_flush(sh, &q->waiters, NULL, wr_now_wall_ms());
@@ -110,6 +108,13 @@ void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q)
 
 void wr__queue_gone(wr__shard_t *sh, wr__queue_t *q, wr__req_t *parent)
 {
+    /* The parent completes on whichever shard ends the topology round trip,
+     * maybe before this task ends: the store deletes go out first, so a
+     * deleted queue is gone from the store before anyone is told. */
+    if (wr__durable(sh->core, q)) {
+        wr__persist_del_queue(sh, q);
+        wr__persist_flush(sh);
+    }
     wr__topo_queue_gone(sh, q, parent);
     wr__queue_destroy(sh, q);
 }

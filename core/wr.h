@@ -36,7 +36,7 @@
 #include "err.h"
 #include "loop.h"
 
-#define WR_NAME_MAX 255
+#define WR_NAME_MAX 256
 
 typedef struct wr_core wr_core_t;
 typedef struct wr_store wr_store_t; /* backends/backend.h */
