@@ -373,8 +373,8 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     s->shard = sh;
     s->armed = INT64_MAX;
     peer_name(sa, peer, sizeof(peer));
-    s->conn = wr__amqp_conn_new(&sh->fe->env, bufferevent_get_output(s->bev), peer,
-                                is_loopback(sa), wr_now_mono_ms());
+    s->conn = wr__amqp_conn_new(&sh->fe->env, bufferevent_get_output(s->bev), peer, is_loopback(sa),
+                                wr_now_mono_ms());
     s->conn->loop = sh->loop;
     s->conn->kick = sock_kick;
     s->conn->host = s;
@@ -415,8 +415,8 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
     /* Out of descriptors or memory: accepting again at once would spin.
      * Pause 100 ms; open connections go on. */
-    wr_log(WR_LOG_WARN, WR_LOGC_AMQP, "shard=%u accept: %s; pausing 100 ms",
-           wr_loop_id(sh->loop), evutil_socket_error_to_string(err));
+    wr_log(WR_LOG_WARN, WR_LOGC_AMQP, "shard=%u accept: %s; pausing 100 ms", wr_loop_id(sh->loop),
+           evutil_socket_error_to_string(err));
     evconnlistener_disable(lev);
     evtimer_add(sh->retry, &tv);
 }
@@ -428,15 +428,14 @@ static void do_listen(shard_t *sh)
 {
     amqp_fe_t *fe = sh->fe;
     struct event_base *base = wr_loop_base(sh->loop);
-    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                     LEV_OPT_REUSEABLE_PORT;
+    unsigned flags =
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT;
 
     sh->retry = evtimer_new(base, on_retry, sh);
     sh->lev = evconnlistener_new_bind(base, on_accept, sh, flags, 1024,
                                       (struct sockaddr *)&fe->addr, (int)fe->addr_len);
     if (!sh->retry || !sh->lev) {
-        wr_log(WR_LOG_ERROR, WR_LOGC_AMQP, "listen on port %u: %s", fe->port,
-               strerror(errno));
+        wr_log(WR_LOG_ERROR, WR_LOGC_AMQP, "listen on port %u: %s", fe->port, strerror(errno));
         fe->listen_err = WR_EIO;
         return;
     }
@@ -589,8 +588,7 @@ void wr_amqp_metrics(wr_frontend_t *base, wr_amqp_metrics_t *out)
     amqp_fe_t *fe = (amqp_fe_t *)base;
 
     out->connections = atomic_load_explicit(&fe->env.connections, memory_order_relaxed);
-    out->connections_total =
-        atomic_load_explicit(&fe->env.connections_total, memory_order_relaxed);
+    out->connections_total = atomic_load_explicit(&fe->env.connections_total, memory_order_relaxed);
     out->channels = atomic_load_explicit(&fe->env.channels, memory_order_relaxed);
     out->auth_failures = atomic_load_explicit(&fe->env.auth_failures, memory_order_relaxed);
     out->protocol_errors = atomic_load_explicit(&fe->env.protocol_errors, memory_order_relaxed);

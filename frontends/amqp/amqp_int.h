@@ -80,9 +80,9 @@ typedef struct wr_amqp_env {
 /* frame.c                                                                   */
 
 typedef struct wr_amqp_frame {
-    uint8_t type;   /* AMQP_FRAME_METHOD, _HEADER, _BODY, _HEARTBEAT, or other */
+    uint8_t type; /* AMQP_FRAME_METHOD, _HEADER, _BODY, _HEARTBEAT, or other */
     uint16_t channel;
-    uint32_t size;  /* payload bytes */
+    uint32_t size; /* payload bytes */
     const uint8_t *payload;
 } wr_amqp_frame_t;
 
@@ -135,8 +135,7 @@ void wr__amqp_write_heartbeat(struct evbuffer *out);
 /* Appends a content header and as many body frames as frame_max requires.
  * props is an amqp_basic_properties_t (or NULL: no properties). */
 wr_err_t wr__amqp_write_content(struct evbuffer *out, uint16_t channel, uint16_t class_id,
-                                void *props, const void *body, size_t body_len,
-                                uint32_t frame_max);
+                                void *props, const void *body, size_t body_len, uint32_t frame_max);
 
 /* ------------------------------------------------------------------------ */
 /* guard.c                                                                   */
@@ -227,10 +226,10 @@ struct wr_amqp_conn {
     uint64_t id;
     unsigned refs;
     wr_amqp_state_t state;
-    bool drop;          /* close without flushing (timeouts, garbage) */
-    bool counted;       /* included in env->connections */
+    bool drop;    /* close without flushing (timeouts, garbage) */
+    bool counted; /* included in env->connections */
     wr_amqp_env_t *env;
-    struct evbuffer *out; /* borrowed: the socket's output; NULL once detached */
+    struct evbuffer *out;     /* borrowed: the socket's output; NULL once detached */
     void (*kick)(void *host); /* host: re-read want() (async events); may be NULL */
     void *host;
 
@@ -259,21 +258,21 @@ struct wr_amqp_conn {
     uint32_t chans_open;
     uint64_t chans_freed; /* bumped by every channel free: "is ch still alive?" */
 
-    /* Phase 2: the core side (see the "core side" section below). */
-    wr_loop_t *loop;       /* reply loop of core calls: the loop the socket is on */
-    bool cap_cancel_notify; /* the client announced consumer_cancel_notify */
-    uint64_t chan_serial;  /* last channel serial given out */
-    size_t backlog_bytes;  /* bytes held in channel backlogs */
-    bool want_pump;        /* consumers wait for the output to drain */
-    bool credit_pending;   /* subscriptions have prefetch slots to get back */
-    bool replaying;        /* inside wr__amqp_chan_replay */
-    bool feeding;          /* inside wr__amqp_conn_feed: no kick */
-    bool dying;            /* last reference gone: nothing new goes to the core */
-    wr_amqp_pub_t *pub;    /* publishes being gathered into one core call */
+    /* Messaging: core calls, gathering, deliveries (ops.c, publish.c, deliver.c). */
+    wr_loop_t *loop;          /* reply loop of core calls: the loop the socket is on */
+    bool cap_cancel_notify;   /* the client announced consumer_cancel_notify */
+    uint64_t chan_serial;     /* last channel serial given out */
+    size_t backlog_bytes;     /* bytes held in channel backlogs */
+    bool want_pump;           /* consumers wait for the output to drain */
+    bool credit_pending;      /* subscriptions have prefetch slots to get back */
+    bool replaying;           /* inside wr__amqp_chan_replay */
+    bool feeding;             /* inside wr__amqp_conn_feed: no kick */
+    bool dying;               /* last reference gone: nothing new goes to the core */
+    wr_amqp_pub_t *pub;       /* publishes being gathered into one core call */
     wr_amqp_settle_t *settle; /* acks and releases gathered for the core */
-    uint8_t *scratch;      /* deliveries are encoded here, then added at once */
+    uint8_t *scratch;         /* deliveries are encoded here, then added at once */
     size_t scratch_cap;
-    uint8_t *replay_buf;   /* the backlog frame being replayed */
+    uint8_t *replay_buf; /* the backlog frame being replayed */
     size_t replay_cap;
 
     size_t in_seen; /* input bytes left after the last feed: more means new data */
@@ -380,14 +379,14 @@ struct wr_amqp_chan {
     /* Content assembly (basic.publish + header + body frames). */
     wr_amqp_content_state_t content;
     const wr_amqp_method_t *content_method;
-    void *content_args;                /* decoded into pool, from a copy */
-    wr_amqp_props_t props;             /* points into props_tagged + 1 */
-    uint8_t *props_tagged;             /* format tag 1, then the raw properties (pool) */
+    void *content_args;    /* decoded into pool, from a copy */
+    wr_amqp_props_t props; /* points into props_tagged + 1 */
+    uint8_t *props_tagged; /* format tag 1, then the raw properties (pool) */
     size_t props_tagged_len;
     uint64_t body_size, body_got;
-    uint8_t *body;                     /* malloc'd body_size bytes (multi-frame bodies) */
-    wr_body_t *msg;                    /* the assembled message (one reference) */
-    amqp_pool_t pool;                  /* the pending content's decode */
+    uint8_t *body;    /* malloc'd body_size bytes (multi-frame bodies) */
+    wr_body_t *msg;   /* the assembled message (one reference) */
+    amqp_pool_t pool; /* the pending content's decode */
 
     /* Ordering: while a core request of a method is out (busy), the frames
      * that follow on this channel wait in backlog, as RabbitMQ runs a
@@ -396,15 +395,15 @@ struct wr_amqp_chan {
     struct evbuffer *backlog;
 
     /* Publishing. */
-    bool confirm;           /* confirm.select */
-    bool tx;                /* tx.select */
-    uint64_t pub_seq;       /* publishes counted since confirm.select */
+    bool confirm;     /* confirm.select */
+    bool tx;          /* tx.select */
+    uint64_t pub_seq; /* publishes counted since confirm.select */
     /* In-order answers: confirms and tx.commit-ok, a ring by slot number. */
     wr_amqp_slot_t *slots;
     uint64_t slot_head, slot_tail; /* [head, tail) pending */
     uint32_t slot_cap;
-    uint64_t confirmed;     /* highest seq acked or nacked to the client */
-    wr_amqp_txop_t *txops;  /* buffered in a transaction */
+    uint64_t confirmed;    /* highest seq acked or nacked to the client */
+    wr_amqp_txop_t *txops; /* buffered in a transaction */
     size_t ntx, tx_cap;
 
     /* Consuming. */
@@ -417,7 +416,7 @@ struct wr_amqp_chan {
     wr_amqp_unacked_t *un;    /* ring: tags un_base .. next_tag */
     uint64_t un_base;         /* tag of un[un_head] */
     uint32_t un_head, un_len, un_cap;
-    wr_amqp_claim_t *claims;  /* claims with unsettled messages */
+    wr_amqp_claim_t *claims; /* claims with unsettled messages */
 
     char last_queue[WR_NAME_MAX + 1]; /* the last queue declared: "" means it */
     uint8_t last_queue_len;
@@ -430,23 +429,21 @@ void wr__amqp_chan_free_all(wr_amqp_conn_t *c);
 
 /*
  * Channel exception: channel.close(code, text) and state CLOSING, in which
- * only close-ok is read. The code is sent as given (phase 1 sends 540 at
- * channel level for methods not wired yet); wr__amqp_fail picks channel or
- * connection from the error.
+ * only close-ok is read. The code is sent as given; wr__amqp_fail picks
+ * channel or connection from the error.
  */
 void wr__amqp_chan_error(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, uint16_t code,
                          amqp_method_number_t cause, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 /* Maps err (errors.c) and raises a channel or connection exception. */
-void wr__amqp_fail(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_err_t err,
-                   amqp_method_number_t cause, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void wr__amqp_fail(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_err_t err, amqp_method_number_t cause,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* A content-bearing method decoded: keep it (copying its bytes into the
  * channel's pool) and wait for header and body. */
-void wr__amqp_chan_expect_content(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                  const wr_amqp_method_t *m, const wr_amqp_frame_t *f);
+void wr__amqp_chan_expect_content(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_method_t *m,
+                                  const wr_amqp_frame_t *f);
 
 /* A content header or body frame for a channel != 0. */
 void wr__amqp_chan_content_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f);
@@ -454,13 +451,11 @@ void wr__amqp_chan_content_frame(wr_amqp_conn_t *c, const wr_amqp_frame_t *f);
 /* Handlers of channel.* and access.* methods. */
 void wr__amqp_on_channel_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_channel_flow(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
-void wr__amqp_on_channel_flow_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                 const wr_amqp_call_t *call);
+void wr__amqp_on_channel_flow_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_channel_close(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_channel_close_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
                                   const wr_amqp_call_t *call);
-void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                const wr_amqp_call_t *call);
+void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 
 /* ------------------------------------------------------------------------ */
 /* methods.c                                                                 */
@@ -469,17 +464,17 @@ void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
  * methods, the assembled content. Valid during the call only. */
 struct wr_amqp_call {
     amqp_method_number_t id;
-    uint16_t channel;              /* the frame's channel */
-    void *args;                    /* e.g. amqp_basic_publish_t * */
-    const wr_amqp_props_t *props;  /* content methods, else NULL */
-    wr_slice_t body;               /* content methods */
+    uint16_t channel;             /* the frame's channel */
+    void *args;                   /* e.g. amqp_basic_publish_t * */
+    const wr_amqp_props_t *props; /* content methods, else NULL */
+    wr_slice_t body;              /* content methods */
 };
 
 /*
  * A handler. ch is NULL for channel 0 and for channel.open (the channel does
  * not exist yet). It answers (wr__amqp_send), or raises an exception
- * (wr__amqp_chan_error, wr__amqp_conn_error, wr__amqp_fail); phase 2 handlers
- * call the core and answer from its callback.
+ * (wr__amqp_chan_error, wr__amqp_conn_error, wr__amqp_fail); handlers that
+ * call the core begin an op (ops.c) and answer from its callback.
  */
 typedef void (*wr_amqp_handler_fn)(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
                                    const wr_amqp_call_t *call);
@@ -530,8 +525,7 @@ wr_slice_t wr__amqp_props_default(bool persistent);
 /* The top-level entries of an encoded field table (4-byte length first, as
  * checked by wr__amqp_table_ok) as headers for the core; slices point into
  * the table. WR_EINVAL if more than max. */
-wr_err_t wr__amqp_headers_raw(wr_slice_t table, wr_header_t *out, size_t max,
-                              size_t *n /* OUT */);
+wr_err_t wr__amqp_headers_raw(wr_slice_t table, wr_header_t *out, size_t max, size_t *n /* OUT */);
 
 /* The same from a decoded table (binding arguments); OTHER values are
  * encoded into pool. */
@@ -558,13 +552,13 @@ static inline wr_slice_t wr__amqp_slice(amqp_bytes_t b)
 typedef struct wr_amqp_op wr_amqp_op_t;
 
 struct wr_amqp_op {
-    wr_amqp_conn_t *c;    /* a reference */
+    wr_amqp_conn_t *c; /* a reference */
     uint16_t ch_id;
-    uint64_t serial;      /* the channel's serial when the op began */
+    uint64_t serial; /* the channel's serial when the op began */
     amqp_method_number_t id;
     bool nowait;
-    uint64_t u64;         /* op-specific */
-    void *ptr;            /* op-specific */
+    uint64_t u64; /* op-specific */
+    void *ptr;    /* op-specific */
     uint8_t alen, blen;
     char a[WR_NAME_MAX + 1]; /* op-specific names, for replies and texts */
     char b[WR_NAME_MAX + 1];
@@ -600,11 +594,9 @@ const char *wr__amqp_vhost(const wr_amqp_conn_t *c);
 
 void wr__amqp_on_exchange_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
                                   const wr_amqp_call_t *call);
-void wr__amqp_on_exchange_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                 const wr_amqp_call_t *call);
+void wr__amqp_on_exchange_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_exchange_bind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
-void wr__amqp_on_exchange_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                 const wr_amqp_call_t *call);
+void wr__amqp_on_exchange_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_queue_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_queue_bind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_queue_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
@@ -613,8 +605,8 @@ void wr__amqp_on_queue_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
 
 /* Parses queue.declare arguments into attrs. On a bad argument returns
  * false with RabbitMQ's text in why. */
-bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *attrs /* OUT */,
-                         char *why, size_t why_cap);
+bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *attrs /* OUT */, char *why,
+                         size_t why_cap);
 
 /* The queue name a method means: "" is the channel's last declared queue.
  * False (and a 404 raised) when there is none. */
@@ -624,10 +616,8 @@ bool wr__amqp_queue_name(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_numb
 /* ------------------------------------------------------------------------ */
 /* publish.c: basic.publish, confirms, transactions                          */
 
-void wr__amqp_on_basic_publish(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                               const wr_amqp_call_t *call);
-void wr__amqp_on_confirm_select(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                const wr_amqp_call_t *call);
+void wr__amqp_on_basic_publish(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_confirm_select(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_tx_select(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_tx_commit(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_tx_rollback(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
@@ -648,24 +638,21 @@ void wr__amqp_slot_done(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, uint64_t slot, bo
 /* deliver.c: consumers, basic.get, acknowledgements                          */
 
 void wr__amqp_on_basic_qos(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
-void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                               const wr_amqp_call_t *call);
+void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_basic_cancel(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_basic_get(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_basic_ack(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_basic_nack(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
-void wr__amqp_on_basic_reject(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                              const wr_amqp_call_t *call);
-void wr__amqp_on_basic_recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                               const wr_amqp_call_t *call);
+void wr__amqp_on_basic_reject(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+void wr__amqp_on_basic_recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 void wr__amqp_on_basic_recover_async(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
                                      const wr_amqp_call_t *call);
 
 /* Settles deliveries (tx.commit replays buffered ones through this).
  * kind: 0 ack, 1 reject/nack with requeue, 2 without. False: unknown tag
  * (a 406 is raised). */
-bool wr__amqp_settle(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
-                     uint64_t tag, bool multiple, int kind);
+bool wr__amqp_settle(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id, uint64_t tag,
+                     bool multiple, int kind);
 
 /* Appends a message's content header and body frames at scratch[used...]
  * for channel ch: the stored properties verbatim (or the REST defaults);
@@ -684,7 +671,7 @@ void wr__amqp_deliver_chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch);
 void wr__amqp_deliver_conn_free(wr_amqp_conn_t *c);
 
 /* ------------------------------------------------------------------------ */
-/* conn.c, channel.c: phase 2 plumbing                                       */
+/* conn.c, channel.c: backlog, kick, flush                                  */
 
 /* One frame through the connection machine (from the socket, or replayed
  * from a channel's backlog when from_backlog). */

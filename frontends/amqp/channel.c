@@ -150,8 +150,8 @@ void wr__amqp_chan_error(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, uint16_t code,
     va_end(ap);
 }
 
-void wr__amqp_fail(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_err_t err,
-                   amqp_method_number_t cause, const char *fmt, ...)
+void wr__amqp_fail(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_err_t err, amqp_method_number_t cause,
+                   const char *fmt, ...)
 {
     wr_amqp_reply_t r = wr__amqp_reply_of(err);
     char msg[200];
@@ -183,8 +183,8 @@ static amqp_bytes_t pool_copy(amqp_pool_t *pool, const void *p, size_t n)
     return b;
 }
 
-void wr__amqp_chan_expect_content(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                  const wr_amqp_method_t *m, const wr_amqp_frame_t *f)
+void wr__amqp_chan_expect_content(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_method_t *m,
+                                  const wr_amqp_frame_t *f)
 {
     amqp_bytes_t fields = pool_copy(&ch->pool, f->payload + 4, f->size - 4);
     int rc = wr__amqp_method_ok(m->id, fields.bytes, fields.len)
@@ -291,8 +291,8 @@ static void on_body(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_frame_t
     }
     if (f->size > ch->body_size - ch->body_got) {
         wr__amqp_conn_error(c, AMQP_FRAME_ERROR, ch->content_method->id,
-                            "content body on channel %u exceeds the announced %llu bytes",
-                            ch->id, (unsigned long long)ch->body_size);
+                            "content body on channel %u exceeds the announced %llu bytes", ch->id,
+                            (unsigned long long)ch->body_size);
         return;
     }
     if (ch->body_got == 0 && f->size == ch->body_size) {
@@ -367,8 +367,7 @@ void wr__amqp_on_channel_flow(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
     wr__amqp_consumers_pump(c);
 }
 
-void wr__amqp_on_channel_flow_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                 const wr_amqp_call_t *call)
+void wr__amqp_on_channel_flow_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     /* We never send channel.flow, so there is nothing to wait for. */
     (void)c;
@@ -389,8 +388,7 @@ void wr__amqp_on_channel_close(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
     wr__amqp_send(c, id, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 }
 
-void wr__amqp_on_channel_close_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                  const wr_amqp_call_t *call)
+void wr__amqp_on_channel_close_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     (void)call;
     /* Unsolicited close-ok on an open channel: harmless, ignored. */
@@ -398,8 +396,7 @@ void wr__amqp_on_channel_close_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
         chan_free(c, ch);
 }
 
-void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                const wr_amqp_call_t *call)
+void wr__amqp_on_access_request(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     /* Deprecated in 0-9-1; RabbitMQ answers with ticket 1, and so do we. */
     amqp_access_request_ok_t ok = {1};

@@ -194,13 +194,13 @@ static void vconn_error(wr_amqp_conn_t *c, uint16_t code, amqp_method_number_t c
     snprintf(text, sizeof(text), "%s - %s", wr__amqp_reply_name(code), msg);
     if (code != AMQP_ACCESS_REFUSED && code != AMQP_CONNECTION_FORCED)
         atomic_fetch_add_explicit(&c->env->protocol_errors, 1, memory_order_relaxed);
-    speak = c->state == WR_AMQP_S_OPEN ||
-            (code == AMQP_ACCESS_REFUSED && c->state == WR_AMQP_S_START &&
-             c->cap_auth_failure_close) ||
-            (code == AMQP_NOT_ALLOWED && c->state == WR_AMQP_S_OPENING);
+    speak =
+        c->state == WR_AMQP_S_OPEN ||
+        (code == AMQP_ACCESS_REFUSED && c->state == WR_AMQP_S_START && c->cap_auth_failure_close) ||
+        (code == AMQP_NOT_ALLOWED && c->state == WR_AMQP_S_OPENING);
     wr_log(WR_LOG_WARN, WR_LOGC_AMQP, "conn=%llu peer=%s state=%s %s code=%u text=\"%s\"",
-           (unsigned long long)c->id, c->peer, state_name(c->state),
-           speak ? "close" : "drop", code, text);
+           (unsigned long long)c->id, c->peer, state_name(c->state), speak ? "close" : "drop", code,
+           text);
     wr__amqp_chan_free_all(c);
     if (!speak) {
         c->state = WR_AMQP_S_CLOSED;
@@ -265,12 +265,9 @@ static void send_start(wr_amqp_conn_t *c)
 {
     /* Only what really works (connection.blocked is not sent yet). */
     amqp_table_entry_t caps[] = {
-        entry_bool("publisher_confirms", true),
-        entry_bool("exchange_exchange_bindings", true),
-        entry_bool("basic.nack", true),
-        entry_bool("consumer_cancel_notify", true),
-        entry_bool("per_consumer_qos", true),
-        entry_bool("authentication_failure_close", true),
+        entry_bool("publisher_confirms", true), entry_bool("exchange_exchange_bindings", true),
+        entry_bool("basic.nack", true),         entry_bool("consumer_cancel_notify", true),
+        entry_bool("per_consumer_qos", true),   entry_bool("authentication_failure_close", true),
     };
     amqp_table_entry_t props[] = {
         entry_str("product", WR_AMQP_PRODUCT),
@@ -585,8 +582,7 @@ static void bad_frame(wr_amqp_conn_t *c, struct evbuffer *in, wr_err_t err)
     }
     if (err == WR_ETOOBIG)
         wr__amqp_conn_error(c, AMQP_FRAME_ERROR, 0,
-                            "frame too large: the negotiated frame_max is %u bytes",
-                            c->frame_max);
+                            "frame too large: the negotiated frame_max is %u bytes", c->frame_max);
     else if (err == WR_EPROTO)
         wr__amqp_conn_error(c, AMQP_FRAME_ERROR, 0, "frame end octet missing");
     else

@@ -44,9 +44,9 @@
 #include "../../core/log.h"
 #include "amqp_int.h"
 
-#define CLAIM_MAX 1000       /* messages per claim (the core's default maximum) */
-#define CLAIM_WAIT_MS 15000  /* a parked claim's wait (the core allows 20 s) */
-#define CLAIM_TTL_MS 60000   /* required by the core, unused with owner_hold */
+#define CLAIM_MAX 1000      /* messages per claim (the core's default maximum) */
+#define CLAIM_WAIT_MS 15000 /* a parked claim's wait (the core allows 20 s) */
+#define CLAIM_TTL_MS 60000  /* required by the core, unused with owner_hold */
 
 enum { SETTLE_ACK = 0, SETTLE_REQUEUE = 1, SETTLE_DROP = 2 };
 
@@ -64,18 +64,18 @@ struct wr_amqp_consumer {
     uint8_t tag_len;
     char tag[WR_NAME_MAX + 1];
     bool no_ack, exclusive, auto_delete;
-    bool pending;   /* a claim request is out */
-    bool idle;      /* no_ack: the queue was empty, park a claim */
-    bool waited;    /* the request out is a parked claim */
+    bool pending; /* a claim request is out */
+    bool idle;    /* no_ack: the queue was empty, park a claim */
+    bool waited;  /* the request out is a parked claim */
     uint16_t prefetch;
     uint32_t unacked;
     /* A core subscription (wr_subscribe) instead of claims. */
     bool sub;
-    bool sub_live;   /* subscribed (or subscribing), until unsubscribed or ended;
-                        holds a connection reference */
-    bool paused;     /* wr_sub_pause(true) sent */
+    bool sub_live; /* subscribed (or subscribing), until unsubscribed or ended;
+                      holds a connection reference */
+    bool paused;   /* wr_sub_pause(true) sent */
     uint64_t sub_id;
-    uint32_t credit_due; /* settled deliveries not yet given back as credit */
+    uint32_t credit_due;       /* settled deliveries not yet given back as credit */
     wr_amqp_claim_t *subclaim; /* the subscription's claim (pinned) */
     wr_amqp_op_t *op;          /* basic.consume waiting for wr_subscribe */
 };
@@ -90,8 +90,8 @@ struct wr_amqp_claim {
 
 struct wr_amqp_unacked {
     uint64_t msg_id;
-    wr_amqp_claim_t *claim;    /* NULL: a placeholder (no_ack delivery) */
-    wr_amqp_consumer_t *cons;  /* NULL for basic.get */
+    wr_amqp_claim_t *claim;   /* NULL: a placeholder (no_ack delivery) */
+    wr_amqp_consumer_t *cons; /* NULL for basic.get */
     bool settled;
 };
 
@@ -131,7 +131,7 @@ static bool bytes_eq(const char *a, size_t alen, amqp_bytes_t b)
 
 typedef struct wr_amqp_reg {
     struct wr_amqp_reg *next;
-    uint32_t count;  /* every consumer (exclusivity) */
+    uint32_t count;   /* every consumer (exclusivity) */
     uint32_t claimed; /* consumers on claims: the core does not count them */
     bool exclusive;
     size_t tlen, qlen;
@@ -358,8 +358,8 @@ static size_t put_deliver(wr_amqp_conn_t *c, size_t used, uint16_t ch,
 
     if (ex.len == 0 && rk.len == 0)
         rk = qslice(cons->q); /* the default exchange */
-    p = start = wr__amqp_scratch(c, used, 8 + 4 + 1 + cons->tag_len + 8 + 1 + 1 + ex.len + 1 +
-                                              rk.len);
+    p = start =
+        wr__amqp_scratch(c, used, 8 + 4 + 1 + cons->tag_len + 8 + 1 + 1 + ex.len + 1 + rk.len);
     p = frame_open(p, AMQP_FRAME_METHOD, ch);
     p = put32(p, AMQP_BASIC_DELIVER_METHOD);
     p = putstr(p, cons->tag, cons->tag_len);
@@ -473,7 +473,10 @@ static void settle_one(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_unacked_t 
 
     u->settled = true;
     ch->unacked_n--;
-    settle_push(c, kind == SETTLE_ACK ? OP_ACK : kind == SETTLE_REQUEUE ? OP_REQUEUE : OP_REJECT,
+    settle_push(c,
+                kind == SETTLE_ACK       ? OP_ACK
+                : kind == SETTLE_REQUEUE ? OP_REQUEUE
+                                         : OP_REJECT,
                 cl->q, cl->id, u->msg_id);
     if (u->cons) {
         wr_amqp_consumer_t *cons = u->cons;
@@ -516,8 +519,8 @@ void wr__amqp_settle_flush(wr_amqp_conn_t *c)
         wr_err_t err = WR_OK;
 
         /* A run of one kind under one claim: one call. */
-        while (j < s->n && n < WR_BATCH_MAX && s->ops[j].kind == op->kind &&
-               s->ops[j].q == op->q && s->ops[j].claim_id == op->claim_id)
+        while (j < s->n && n < WR_BATCH_MAX && s->ops[j].kind == op->kind && s->ops[j].q == op->q &&
+               s->ops[j].claim_id == op->claim_id)
             ids[n++] = s->ops[j++].msg_id;
         if (core) {
             atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
@@ -565,8 +568,8 @@ void wr__amqp_settle_flush(wr_amqp_conn_t *c)
 bool wr__amqp_tx_settle(wr_amqp_chan_t *ch, amqp_method_number_t id, uint64_t tag, bool multiple,
                         int kind);
 
-bool wr__amqp_settle(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
-                     uint64_t tag, bool multiple, int kind)
+bool wr__amqp_settle(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id, uint64_t tag,
+                     bool multiple, int kind)
 {
     wr_amqp_unacked_t *u;
     uint64_t from, to;
@@ -617,16 +620,15 @@ void wr__amqp_on_basic_nack(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp
                   m->requeue ? SETTLE_REQUEUE : SETTLE_DROP);
 }
 
-void wr__amqp_on_basic_reject(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                              const wr_amqp_call_t *call)
+void wr__amqp_on_basic_reject(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_basic_reject_t *m = call->args;
     settle_method(c, ch, call->id, m->delivery_tag, false,
                   m->requeue ? SETTLE_REQUEUE : SETTLE_DROP);
 }
 
-static void recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call,
-                    bool requeue, bool answer)
+static void recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call, bool requeue,
+                    bool answer)
 {
     amqp_basic_recover_ok_t ok = {0};
 
@@ -641,8 +643,7 @@ static void recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t 
         wr__amqp_send(c, ch->id, AMQP_BASIC_RECOVER_OK_METHOD, &ok);
 }
 
-void wr__amqp_on_basic_recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                               const wr_amqp_call_t *call)
+void wr__amqp_on_basic_recover(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_basic_recover_t *m = call->args;
     recover(c, ch, call, m->requeue, true);
@@ -705,8 +706,8 @@ static void sub_stop(wr_amqp_conn_t *c, wr_amqp_consumer_t *cons, bool requeue)
     if (!cons->sub_live || !cons->sub_id)
         return;
     atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
-    if (wr_unsubscribe(c->env->core, tenant_of(c), qslice(cons->q), cons->sub_id, requeue,
-                       c->loop, on_unsubscribed, cons) != WR_OK) {
+    if (wr_unsubscribe(c->env->core, tenant_of(c), qslice(cons->q), cons->sub_id, requeue, c->loop,
+                       on_unsubscribed, cons) != WR_OK) {
         wr_count_res_t r = {WR_ESHUTDOWN, 0};
         on_unsubscribed(cons, &r);
     }
@@ -751,9 +752,8 @@ static void consumer_end(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_consumer
         /* auto_delete: the queue goes with its last consumer (the core will
          * do this itself once consumers are its subscriptions). */
         atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
-        if (wr_queue_delete_as(c->env->core, tenant_of(c), qslice(cons->q),
-                               WR_DEL_IF_NO_CONSUMERS, c->id, c->loop, on_autodeleted,
-                               c->env) != WR_OK)
+        if (wr_queue_delete_as(c->env->core, tenant_of(c), qslice(cons->q), WR_DEL_IF_NO_CONSUMERS,
+                               c->id, c->loop, on_autodeleted, c->env) != WR_OK)
             atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
     }
     maybe_free_consumer(cons);
@@ -786,7 +786,8 @@ static void pump(wr_amqp_consumer_t *cons)
     }
     if (!cons->no_ack) {
         if (cons->prefetch)
-            limit = cons->unacked >= cons->prefetch ? 0 : min16(limit, cons->prefetch - cons->unacked);
+            limit =
+                cons->unacked >= cons->prefetch ? 0 : min16(limit, cons->prefetch - cons->unacked);
         if (ch->prefetch_global)
             limit = ch->unacked_n >= ch->prefetch_global
                         ? 0
@@ -929,8 +930,8 @@ static void on_claimed(void *arg, const wr_msgs_res_t *res)
     if (cons->no_ack && res->claim_id) {
         /* Delivered from a held claim (the parked case): done with them. */
         atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
-        if (wr_ack(c->env->core, tenant_of(c), qslice(cons->q), res->claim_id, ids, res->n,
-                   c->loop, on_settled, c->env) != WR_OK)
+        if (wr_ack(c->env->core, tenant_of(c), qslice(cons->q), res->claim_id, ids, res->n, c->loop,
+                   on_settled, c->env) != WR_OK)
             atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
     }
     pump(cons);
@@ -990,8 +991,7 @@ static void sub_flow(wr_amqp_consumer_t *cons)
     if (stop == cons->paused)
         return;
     cons->paused = stop;
-    wr_sub_pause(c->env->core, tenant_of(c), qslice(cons->q), cons->sub_id, stop, NULL, NULL,
-                 NULL);
+    wr_sub_pause(c->env->core, tenant_of(c), qslice(cons->q), cons->sub_id, stop, NULL, NULL, NULL);
 }
 
 static void on_sub_deliver(void *arg, const wr_deliveries_t *b)
@@ -1136,8 +1136,7 @@ static void on_consume_stat(void *arg, const wr_queue_stat_res_t *res)
                                 "'%s'",
                                 cons->q->name, wr__amqp_vhost(c));
         else if (ch)
-            wr__amqp_fail(c, ch, err, op->id, "queue '%s': %s", cons->q->name,
-                          wr_strerror(err));
+            wr__amqp_fail(c, ch, err, op->id, "queue '%s': %s", cons->q->name, wr_strerror(err));
         qname_unref(cons->q);
         free(cons);
         wr__amqp_op_done(op);
@@ -1158,8 +1157,7 @@ static void on_consume_stat(void *arg, const wr_queue_stat_res_t *res)
     wr__amqp_op_done(op);
 }
 
-void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                               const wr_amqp_call_t *call)
+void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_basic_consume_t *m = call->args;
     amqp_bytes_t qn = m->queue;
@@ -1180,8 +1178,8 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
     }
     /* A channel-wide prefetch (basic.qos global) is kept exactly on claims;
      * otherwise the core pushes (subscription, per-consumer credit). */
-    if (reg_add(c->env, tenant_of(c), wr__amqp_slice(qn), m->exclusive,
-                ch->prefetch_global != 0) != WR_OK) {
+    if (reg_add(c->env, tenant_of(c), wr__amqp_slice(qn), m->exclusive, ch->prefetch_global != 0) !=
+        WR_OK) {
         wr__amqp_chan_error(c, ch, AMQP_ACCESS_REFUSED, call->id,
                             "queue '%.*s' in vhost '%s' in exclusive use", (int)qn.len,
                             (char *)qn.bytes, wr__amqp_vhost(c));
@@ -1213,13 +1211,13 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
         cons->op = op;
         cons->sub_live = true;
         wr__amqp_conn_ref(c); /* the subscription's */
-        err = wr_subscribe(c->env->core, tenant_of(c), qslice(cons->q), &o, c->loop,
-                           on_sub_deliver, on_sub_end, on_subscribed, cons);
+        err = wr_subscribe(c->env->core, tenant_of(c), qslice(cons->q), &o, c->loop, on_sub_deliver,
+                           on_sub_end, on_subscribed, cons);
         if (err != WR_OK)
             wr__amqp_conn_unref(c);
     } else {
-        err = wr_queue_stat(c->env->core, tenant_of(c), qslice(cons->q), c->loop,
-                            on_consume_stat, op);
+        err = wr_queue_stat(c->env->core, tenant_of(c), qslice(cons->q), c->loop, on_consume_stat,
+                            op);
     }
     if (err != WR_OK) {
         reg_del(c->env, tenant_of(c), qslice(cons->q), !cons->sub);

@@ -117,8 +117,7 @@ wr_err_t wr__amqp_frame_read(struct evbuffer *in, uint32_t frame_max, wr_amqp_fr
     return wr__amqp_frame_parse(p, (size_t)size + WR_AMQP_FRAME_OVERHEAD, frame_max, out, used);
 }
 
-wr_err_t wr__amqp_content_hdr_parse(const uint8_t *payload, size_t len,
-                                    wr_amqp_content_hdr_t *out)
+wr_err_t wr__amqp_content_hdr_parse(const uint8_t *payload, size_t len, wr_amqp_content_hdr_t *out)
 {
     uint16_t flags;
 
@@ -237,8 +236,7 @@ static int fill_header(void *arg, uint8_t *p, size_t room)
 }
 
 wr_err_t wr__amqp_write_content(struct evbuffer *out, uint16_t channel, uint16_t class_id,
-                                void *props, const void *body, size_t body_len,
-                                uint32_t frame_max)
+                                void *props, const void *body, size_t body_len, uint32_t frame_max)
 {
     header_arg_t h = {class_id, body_len, props};
     const uint8_t *b = body;

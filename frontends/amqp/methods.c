@@ -23,7 +23,10 @@
 #include "../../core/log.h"
 #include "amqp_int.h"
 
-#define M(id, name, flags, fn) {(id), (name), (flags), (fn)}
+#define M(id, name, flags, fn)                                                                     \
+    {                                                                                              \
+        (id), (name), (flags), (fn)                                                                \
+    }
 #define S WR_AMQP_M_SERVER
 #define C WR_AMQP_M_CONTENT
 
@@ -115,8 +118,7 @@ static int cmp_id(const void *key, const void *elem)
 
 const wr_amqp_method_t *wr__amqp_method_find(amqp_method_number_t id)
 {
-    return bsearch(&id, methods, sizeof(methods) / sizeof(methods[0]), sizeof(methods[0]),
-                   cmp_id);
+    return bsearch(&id, methods, sizeof(methods) / sizeof(methods[0]), sizeof(methods[0]), cmp_id);
 }
 
 const char *wr__amqp_method_name(amqp_method_number_t id)
@@ -196,10 +198,9 @@ void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
             if (id != AMQP_CHANNEL_CLOSE_OK_METHOD && id != AMQP_CHANNEL_CLOSE_METHOD)
                 return;
         } else if (ch->content != WR_AMQP_CONTENT_NONE) {
-            wr__amqp_conn_error(c, AMQP_UNEXPECTED_FRAME, id,
-                                "expected content %s frame on channel %u, got %s",
-                                ch->content == WR_AMQP_CONTENT_HEADER ? "header" : "body",
-                                f->channel, m->name);
+            wr__amqp_conn_error(
+                c, AMQP_UNEXPECTED_FRAME, id, "expected content %s frame on channel %u, got %s",
+                ch->content == WR_AMQP_CONTENT_HEADER ? "header" : "body", f->channel, m->name);
             return;
         }
     }

@@ -70,8 +70,7 @@ void wr__amqp_op_name(char *dst, uint8_t *len, amqp_bytes_t b)
     *len = (uint8_t)n;
 }
 
-void wr__amqp_op_reply(wr_amqp_op_t *op, wr_amqp_chan_t *ch, amqp_method_number_t id,
-                       void *decoded)
+void wr__amqp_op_reply(wr_amqp_op_t *op, wr_amqp_chan_t *ch, amqp_method_number_t id, void *decoded)
 {
     if (!op->nowait)
         wr__amqp_send(op->c, ch->id, id, decoded);

@@ -122,8 +122,12 @@ wr_err_t wr__amqp_props_scan(const uint8_t *p, size_t len, wr_amqp_props_t *out)
 wr_slice_t wr__amqp_props_default(bool persistent)
 {
     /* flags: content_type | delivery_mode */
-    static const uint8_t p2[] = "\x90\x00\x10" "application/json" "\x02";
-    static const uint8_t p1[] = "\x90\x00\x10" "application/json" "\x01";
+    static const uint8_t p2[] = "\x90\x00\x10"
+                                "application/json"
+                                "\x02";
+    static const uint8_t p1[] = "\x90\x00\x10"
+                                "application/json"
+                                "\x01";
     wr_slice_t s = {persistent ? p2 : p1, sizeof(p2) - 1};
     return s;
 }

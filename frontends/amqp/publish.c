@@ -189,8 +189,8 @@ static void batch_done(pub_batch_t *b, wr_err_t err, const uint32_t *reached)
     wr_amqp_conn_t *c = b->c;
     wr_amqp_chan_t *ch = c->out ? wr__amqp_chan_get(c, b->ch_id) : NULL;
 
-    if (ch && (ch->serial != b->serial || ch->state != WR_AMQP_CH_OPEN ||
-               c->state != WR_AMQP_S_OPEN))
+    if (ch &&
+        (ch->serial != b->serial || ch->state != WR_AMQP_CH_OPEN || c->state != WR_AMQP_S_OPEN))
         ch = NULL;
     if (ch) {
         switch ((int)err) {
@@ -208,8 +208,8 @@ static void batch_done(pub_batch_t *b, wr_err_t err, const uint32_t *reached)
             break;
         case WR_EDENIED:
             wr__amqp_chan_error(c, ch, AMQP_ACCESS_REFUSED, AMQP_BASIC_PUBLISH_METHOD,
-                                "cannot publish to internal exchange '%s' in vhost '%s'",
-                                b->exch, wr__amqp_vhost(c));
+                                "cannot publish to internal exchange '%s' in vhost '%s'", b->exch,
+                                wr__amqp_vhost(c));
             break;
         case WR_ESHUTDOWN:
             break; /* the connection is about to be closed with 320 */
@@ -283,8 +283,7 @@ void wr__amqp_pub_flush(wr_amqp_conn_t *c)
             b->keep[i] = wr_body_ref(p->msgs[i].body);
     }
     /* More headers than the core matches on: the first WR_HEADERS_MAX. */
-    if (p->headers.len &&
-        wr__amqp_headers_raw(p->headers, hdrs, WR_HEADERS_MAX, &nh) == WR_EPROTO)
+    if (p->headers.len && wr__amqp_headers_raw(p->headers, hdrs, WR_HEADERS_MAX, &nh) == WR_EPROTO)
         nh = 0;
     atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
     err = wr_publish_routed(c->env->core, tenant_of(c), (wr_slice_t){p->exch, p->exch_len},
@@ -300,8 +299,7 @@ static bool same_key(const wr_amqp_pub_t *p, const wr_amqp_chan_t *ch,
     return p->ch_id == ch->id && p->serial == ch->serial && p->mandatory == (m->mandatory != 0) &&
            p->exch_len == m->exchange.len && p->rk_len == m->routing_key.len &&
            memcmp(p->exch, m->exchange.bytes, p->exch_len) == 0 &&
-           memcmp(p->rk, m->routing_key.bytes, p->rk_len) == 0 &&
-           p->headers.len == headers.len &&
+           memcmp(p->rk, m->routing_key.bytes, p->rk_len) == 0 && p->headers.len == headers.len &&
            (headers.len == 0 || memcmp(p->headers.ptr, headers.ptr, headers.len) == 0);
 }
 
@@ -317,8 +315,8 @@ static void gather(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_bytes_t exch, amq
         if (!p)
             wr_panic(__FILE__, __LINE__, "out of memory");
     }
-    if (p->active && (p->n == WR_BATCH_MAX || p->bytes >= PUB_BYTES_MAX ||
-                      !same_key(p, ch, &m, headers)))
+    if (p->active &&
+        (p->n == WR_BATCH_MAX || p->bytes >= PUB_BYTES_MAX || !same_key(p, ch, &m, headers)))
         wr__amqp_pub_flush(c);
     if (!p->active) {
         p->active = true;
@@ -361,8 +359,7 @@ static wr_slice_t body_headers(const wr_body_t *b)
 /* ------------------------------------------------------------------------ */
 /* Handlers                                                                 */
 
-void wr__amqp_on_basic_publish(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                               const wr_amqp_call_t *call)
+void wr__amqp_on_basic_publish(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_basic_publish_t *m = call->args;
     const wr_amqp_props_t *pr = call->props;
@@ -432,8 +429,7 @@ void wr__amqp_on_basic_publish(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
            pr->headers.len ? body_headers(msg.body) : (wr_slice_t){NULL, 0});
 }
 
-void wr__amqp_on_confirm_select(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                const wr_amqp_call_t *call)
+void wr__amqp_on_confirm_select(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_confirm_select_t *m = call->args;
     amqp_confirm_select_ok_t ok = {0};

@@ -46,8 +46,7 @@ static wr_slice_t sl(const char *p, size_t n)
 /* A core call failed at once (its callback will not run): raise and end. */
 static void op_failed_now(wr_amqp_op_t *op, wr_amqp_chan_t *ch, wr_err_t err)
 {
-    wr__amqp_fail(op->c, ch, err, op->id, "%s: %s", wr__amqp_method_name(op->id),
-                  wr_strerror(err));
+    wr__amqp_fail(op->c, ch, err, op->id, "%s: %s", wr__amqp_method_name(op->id), wr_strerror(err));
     wr__amqp_op_done(op);
 }
 
@@ -157,8 +156,7 @@ static void on_exchange_declared(void *arg, const wr_count_res_t *res)
     wr__amqp_op_done(op);
 }
 
-void wr__amqp_on_exchange_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                  const wr_amqp_call_t *call)
+void wr__amqp_on_exchange_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_exchange_declare_t *m = call->args;
     unsigned flags = 0;
@@ -205,8 +203,7 @@ static void on_exchange_deleted(void *arg, const wr_count_res_t *res)
             break;
         case WR_EBUSY:
             wr__amqp_chan_error(op->c, ch, AMQP_PRECONDITION_FAILED, op->id,
-                                "exchange '%s' in vhost '%s' in use", op->a,
-                                wr__amqp_vhost(op->c));
+                                "exchange '%s' in vhost '%s' in use", op->a, wr__amqp_vhost(op->c));
             break;
         case WR_EDENIED:
             wr__amqp_chan_error(op->c, ch, AMQP_ACCESS_REFUSED, op->id,
@@ -223,8 +220,7 @@ static void on_exchange_deleted(void *arg, const wr_count_res_t *res)
     wr__amqp_op_done(op);
 }
 
-void wr__amqp_on_exchange_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                 const wr_amqp_call_t *call)
+void wr__amqp_on_exchange_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_exchange_delete_t *m = call->args;
     wr_amqp_op_t *op;
@@ -236,9 +232,9 @@ void wr__amqp_on_exchange_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
     }
     op = wr__amqp_op_new(c, ch, call->id, m->nowait);
     wr__amqp_op_name(op->a, &op->alen, m->exchange);
-    err = wr_exchange_delete(c->env->core, tenant_of(c), wr__amqp_slice(m->exchange),
-                             m->if_unused ? WR_EXCH_IF_UNUSED : 0, c->loop, on_exchange_deleted,
-                             op);
+    err =
+        wr_exchange_delete(c->env->core, tenant_of(c), wr__amqp_slice(m->exchange),
+                           m->if_unused ? WR_EXCH_IF_UNUSED : 0, c->loop, on_exchange_deleted, op);
     if (err != WR_OK)
         op_failed_now(op, ch, err);
 }
@@ -330,14 +326,14 @@ static void bind_common(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_numbe
     wr__amqp_op_name(op->b, &op->blen, source);
     switch (id) {
     case AMQP_QUEUE_BIND_METHOD:
-        err = wr_queue_bind(c->env->core, tenant_of(c), wr__amqp_slice(dest),
-                            wr__amqp_slice(source), wr__amqp_slice(key), hdrs, n, c->id, c->loop,
-                            on_bound, op);
+        err =
+            wr_queue_bind(c->env->core, tenant_of(c), wr__amqp_slice(dest), wr__amqp_slice(source),
+                          wr__amqp_slice(key), hdrs, n, c->id, c->loop, on_bound, op);
         break;
     case AMQP_QUEUE_UNBIND_METHOD:
         err = wr_queue_unbind(c->env->core, tenant_of(c), wr__amqp_slice(dest),
-                              wr__amqp_slice(source), wr__amqp_slice(key), hdrs, n, c->id,
-                              c->loop, on_bound, op);
+                              wr__amqp_slice(source), wr__amqp_slice(key), hdrs, n, c->id, c->loop,
+                              on_bound, op);
         break;
     case AMQP_EXCHANGE_BIND_METHOD:
         err = wr_exchange_bind(c->env->core, tenant_of(c), wr__amqp_slice(dest),
@@ -368,8 +364,7 @@ void wr__amqp_on_exchange_bind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
                 m->nowait);
 }
 
-void wr__amqp_on_exchange_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
-                                 const wr_amqp_call_t *call)
+void wr__amqp_on_exchange_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_exchange_unbind_t *m = call->args;
     bind_common(c, ch, call->id, m->destination, m->source, m->routing_key, &m->arguments,
@@ -379,8 +374,7 @@ void wr__amqp_on_exchange_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
 void wr__amqp_on_queue_bind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_queue_bind_t *m = call->args;
-    bind_common(c, ch, call->id, m->queue, m->exchange, m->routing_key, &m->arguments,
-                m->nowait);
+    bind_common(c, ch, call->id, m->queue, m->exchange, m->routing_key, &m->arguments, m->nowait);
 }
 
 void wr__amqp_on_queue_unbind(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
@@ -438,8 +432,7 @@ static bool str_value(const amqp_field_value_t *v, amqp_bytes_t *out)
 /* Limits RabbitMQ applies: TTLs and expiry up to 2^32-1 ms (about 49 days). */
 #define TTL_MAX 4294967295LL
 
-bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *why,
-                         size_t why_cap)
+bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *why, size_t why_cap)
 {
     for (int i = 0; i < args->num_entries; i++) {
         const amqp_table_entry_t *e = &args->entries[i];
@@ -452,8 +445,7 @@ bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *wh
                 return BAD_ARG("invalid arg 'x-message-ttl': {unacceptable_type,%s}",
                                kind_name(v->kind));
             if (n < 0)
-                return BAD_ARG("invalid arg 'x-message-ttl': {value_negative,%lld}",
-                               (long long)n);
+                return BAD_ARG("invalid arg 'x-message-ttl': {value_negative,%lld}", (long long)n);
             if (n > TTL_MAX)
                 return BAD_ARG("invalid arg 'x-message-ttl': {value_too_large,%lld,%lld}",
                                (long long)n, TTL_MAX);
@@ -469,12 +461,12 @@ bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *wh
             if (n < 0)
                 return BAD_ARG("invalid arg 'x-expires': {value_negative,%lld}", (long long)n);
             if (n > TTL_MAX)
-                return BAD_ARG("invalid arg 'x-expires': {value_too_large,%lld,%lld}",
-                               (long long)n, TTL_MAX);
+                return BAD_ARG("invalid arg 'x-expires': {value_too_large,%lld,%lld}", (long long)n,
+                               TTL_MAX);
             a->expires_ms = n;
         } else if (bytes_is(k, "x-max-length") || bytes_is(k, "x-max-length-bytes")) {
-            const char *name = k.len == strlen("x-max-length") ? "x-max-length"
-                                                                : "x-max-length-bytes";
+            const char *name =
+                k.len == strlen("x-max-length") ? "x-max-length" : "x-max-length-bytes";
             if (!int_value(v, &n))
                 return BAD_ARG("invalid arg '%s': {unacceptable_type,%s}", name,
                                kind_name(v->kind));
@@ -522,8 +514,7 @@ bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *wh
                 return BAD_ARG("invalid arg 'x-max-priority': {unacceptable_type,%s}",
                                kind_name(v->kind));
             if (n < 0)
-                return BAD_ARG("invalid arg 'x-max-priority': {value_negative,%lld}",
-                               (long long)n);
+                return BAD_ARG("invalid arg 'x-max-priority': {value_negative,%lld}", (long long)n);
             if (n > 255)
                 return BAD_ARG("invalid arg 'x-max-priority': {value_too_large,%lld,255}",
                                (long long)n);
@@ -616,8 +607,8 @@ static void on_queue_declared(void *arg, const wr_queue_declare_res_t *res)
             wr__amqp_op_reply(op, ch, AMQP_QUEUE_DECLARE_OK_METHOD, &ok);
             break;
         case WR_ENOTFOUND:
-            wr__amqp_chan_error(c, ch, AMQP_NOT_FOUND, op->id, "no queue '%s' in vhost '%s'",
-                                op->a, wr__amqp_vhost(c));
+            wr__amqp_chan_error(c, ch, AMQP_NOT_FOUND, op->id, "no queue '%s' in vhost '%s'", op->a,
+                                wr__amqp_vhost(c));
             break;
         case WR_ELOCKED:
             wr__amqp_chan_error(c, ch, AMQP_RESOURCE_LOCKED, op->id,
@@ -630,16 +621,14 @@ static void on_queue_declared(void *arg, const wr_queue_declare_res_t *res)
         case WR_EEXISTS:
             /* Which argument differs: ask for the queue's attributes. */
             if (wr_queue_stat(c->env->core, (wr_slice_t){c->tenant, c->tenant_len},
-                              sl(op->a, op->alen), c->loop, on_inequivalent_stat,
-                              op) == WR_OK)
+                              sl(op->a, op->alen), c->loop, on_inequivalent_stat, op) == WR_OK)
                 return;
             wr__amqp_chan_error(c, ch, AMQP_PRECONDITION_FAILED, op->id,
                                 "inequivalent arg for queue '%s' in vhost '%s'", op->a,
                                 wr__amqp_vhost(c));
             break;
         default:
-            wr__amqp_fail(c, ch, res->err, op->id, "queue '%s': %s", op->a,
-                          wr_strerror(res->err));
+            wr__amqp_fail(c, ch, res->err, op->id, "queue '%s': %s", op->a, wr_strerror(res->err));
             break;
         }
     }
@@ -698,8 +687,8 @@ void wr__amqp_on_queue_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
     op = wr__amqp_op_new(c, ch, call->id, m->nowait);
     op->ptr = attrs;
     wr__amqp_op_name(op->a, &op->alen, name);
-    err = wr_queue_declare(c->env->core, tenant_of(c), wr__amqp_slice(name), attrs,
-                           sl(NULL, 0), flags, c->loop, on_queue_declared, op);
+    err = wr_queue_declare(c->env->core, tenant_of(c), wr__amqp_slice(name), attrs, sl(NULL, 0),
+                           flags, c->loop, on_queue_declared, op);
     if (err != WR_OK) {
         free(attrs);
         op_failed_now(op, ch, err);

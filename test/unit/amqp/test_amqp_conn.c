@@ -64,8 +64,10 @@ Test(handshake, pipelined_in_one_buffer)
     amqp_connection_open_t op = {amqp_cstring_bytes("tenant-a"), {0, NULL}, 0};
     amqp_channel_open_t co = {{0, NULL}};
     char resp[] = "\0guest\0guest";
-    amqp_connection_start_ok_t so = {{0, NULL}, amqp_cstring_bytes("PLAIN"),
-                                     {sizeof(resp) - 1, resp}, amqp_cstring_bytes("en_US")};
+    amqp_connection_start_ok_t so = {{0, NULL},
+                                     amqp_cstring_bytes("PLAIN"),
+                                     {sizeof(resp) - 1, resp},
+                                     amqp_cstring_bytes("en_US")};
 
     tconn_init(&t, true);
     /* Everything a client could send before reading anything. */
@@ -162,8 +164,10 @@ Test(auth, guest_from_remote_refused)
 Test(auth, unknown_mechanism_just_closes)
 {
     tconn_t t;
-    amqp_connection_start_ok_t so = {{0, NULL}, amqp_cstring_bytes("EXTERNAL"),
-                                     amqp_cstring_bytes("x"), amqp_cstring_bytes("en_US")};
+    amqp_connection_start_ok_t so = {{0, NULL},
+                                     amqp_cstring_bytes("EXTERNAL"),
+                                     amqp_cstring_bytes("x"),
+                                     amqp_cstring_bytes("en_US")};
 
     tconn_init(&t, true);
     tconn_feed(&t, WR_AMQP_HEADER, 8);

@@ -224,10 +224,15 @@ static amqp_table_entry_t ent_str(const char *k, const char *v)
 Test(qargs, good)
 {
     amqp_table_entry_t e[] = {
-        ent_int("x-message-ttl", 1000), ent_int("x-expires", 5000), ent_int("x-max-length", 10),
-        ent_int("x-max-length-bytes", 100), ent_str("x-overflow", "reject-publish-dlx"),
-        ent_str("x-dead-letter-exchange", "dlx"), ent_str("x-dead-letter-routing-key", "rk"),
-        ent_int("x-max-priority", 9), ent_str("x-queue-type", "classic"),
+        ent_int("x-message-ttl", 1000),
+        ent_int("x-expires", 5000),
+        ent_int("x-max-length", 10),
+        ent_int("x-max-length-bytes", 100),
+        ent_str("x-overflow", "reject-publish-dlx"),
+        ent_str("x-dead-letter-exchange", "dlx"),
+        ent_str("x-dead-letter-routing-key", "rk"),
+        ent_int("x-max-priority", 9),
+        ent_str("x-queue-type", "classic"),
     };
     wr_queue_attrs_t a;
     char why[200];
@@ -333,9 +338,8 @@ Test(replies, bad_queue_argument_text)
     amqp_queue_declare_t d = {0};
     amqp_table_entry_t e = ent_int("x-expires", 0);
     amqp_channel_close_t *cl;
-    const char *want =
-        "PRECONDITION_FAILED - invalid arg 'x-expires' for queue 'q1' in vhost '/': "
-        "{value_zero,0}";
+    const char *want = "PRECONDITION_FAILED - invalid arg 'x-expires' for queue 'q1' in vhost '/': "
+                       "{value_zero,0}";
 
     d.queue = amqp_cstring_bytes("q1");
     d.arguments.num_entries = 1;
