@@ -1032,3 +1032,78 @@ def test_amqp_publish_rest_claim(warren, ch):
     bodies = [m["body"] for m in msgs]
     assert bodies == [{"from": "amqp"}, "plain text", base64.b64encode(b"\xff\x00\xfe").decode()]
     assert msgs[0]["ttl"] == 120
+
+
+# ------------------------------------------------------------ channel order
+
+def test_pipelined_nowait_methods_run_in_order(amqp_port):
+    """One write: declare (nowait), bind (nowait), publish, get. RabbitMQ runs a
+    channel's methods one after the other, so the get finds the message."""
+    q, ex = uid(), uid("ex")
+    # flag octets: exchange.declare and queue.declare nowait 0x10, queue.bind nowait 0x01
+    declare_ex = struct.pack(">H", 0) + shortstr(ex) + shortstr("direct") + b"\x10" + table()
+    declare_q = struct.pack(">H", 0) + shortstr(q) + b"\x10" + table()  # nowait
+    bind = struct.pack(">H", 0) + shortstr(q) + shortstr(ex) + shortstr("k") + b"\x01" + table()
+    get = struct.pack(">H", 0) + shortstr(q) + b"\x01"
+    with RawConn(amqp_port) as c:
+        c.handshake()
+        c.open_channel(1)
+        data = b""
+        for cls, mid, args in ((40, 10, declare_ex), (50, 10, declare_q), (50, 20, bind)):
+            p = struct.pack(">HH", cls, mid) + args
+            data += struct.pack(">BHI", FRAME_METHOD, 1, len(p)) + p + b"\xce"
+        data += publish_frames(1, ex, "k", b"ordered")
+        p = struct.pack(">HH", 60, 70) + get
+        data += struct.pack(">BHI", FRAME_METHOD, 1, len(p)) + p + b"\xce"
+        c.send(data)
+        c.expect_method(60, 71, ch=1)  # get-ok, not get-empty
+        ftype, _, _ = c.recv_frame()
+        assert ftype == FRAME_HEADER
+        ftype, _, payload = c.recv_frame()
+        assert ftype == FRAME_BODY and payload == b"ordered"
+
+
+def test_replies_in_request_order(amqp_port):
+    """Declares of queues on different shards, pipelined: declare-oks in order."""
+    names = [uid() for _ in range(20)]
+    with RawConn(amqp_port) as c:
+        c.handshake()
+        c.open_channel(1)
+        data = b""
+        for q in names:
+            p = struct.pack(">HHH", 50, 10, 0) + shortstr(q) + b"\x00" + table()
+            data += struct.pack(">BHI", FRAME_METHOD, 1, len(p)) + p + b"\xce"
+        c.send(data)
+        for q in names:
+            args = c.expect_method(50, 11, ch=1)
+            assert args[1:1 + args[0]] == q.encode()
+
+
+def test_channel_flow_pauses_deliveries(ch):
+    q = uid()
+    ch.queue_declare(q)
+    got = []
+    ch.basic_consume(q, lambda c, m, p, b: got.append(b), auto_ack=True)
+    ch.flow(False)
+    ch.basic_publish("", q, b"held")
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        ch.connection.process_data_events(time_limit=0.1)
+    assert got == []
+    ch.flow(True)
+    deadline = time.monotonic() + 3
+    while not got and time.monotonic() < deadline:
+        ch.connection.process_data_events(time_limit=0.1)
+    assert got == [b"held"]
+
+
+def test_nack_multiple_requeue(ch):
+    q = uid()
+    ch.queue_declare(q)
+    for i in range(3):
+        ch.basic_publish("", q, b"%d" % i)
+    got = consume_n(ch, q, 3, auto_ack=False)
+    ch.basic_nack(got[-1][0].delivery_tag, multiple=True, requeue=True)
+    again = consume_n(ch, q, 3)
+    assert [b for _, _, b in again] == [b"0", b"1", b"2"]
+    assert all(m.redelivered for m, _, _ in again)
