@@ -535,6 +535,18 @@ def test_per_message_expiration(ch):
     assert ch.basic_get(q)[0] is None
 
 
+def test_dead_letter_max_length(ch):
+    dlx, dlq, q = uid("dlx"), uid("dlq"), uid()
+    ch.exchange_declare(dlx, "fanout")
+    ch.queue_declare(dlq)
+    ch.queue_bind(dlq, dlx)
+    ch.queue_declare(q, arguments={"x-dead-letter-exchange": dlx, "x-max-length": 1})
+    ch.basic_publish("", q, b"first")
+    ch.basic_publish("", q, b"second")  # drops the head: dead-lettered
+    assert get_body(ch, dlq, timeout=5)[2] == b"first"
+    assert get_body(ch, q)[2] == b"second"
+
+
 def test_max_length_drops_head(ch):
     q = uid()
     ch.queue_declare(q, arguments={"x-max-length": 2})
@@ -563,8 +575,6 @@ def test_queue_expires(conn):
     closed_with(ei, 404)
 
 
-@pytest.mark.xfail(strict=True, reason="the front end rejects with wr_release(WR_REL_DEADLETTER); "
-                   "the core's dead-letter routing is in progress (it drops until then)")
 def test_dead_letter_on_reject(ch):
     dlx, dlq, q = uid("dlx"), uid("dlq"), uid()
     ch.exchange_declare(dlx, "fanout")
@@ -577,8 +587,6 @@ def test_dead_letter_on_reject(ch):
     assert get_body(ch, dlq)[2] == b"dead"
 
 
-@pytest.mark.xfail(strict=True, reason="the core's dead-letter routing (expiry, max-length) is "
-                   "in progress")
 def test_dead_letter_on_expiry(ch):
     dlx, dlq, q = uid("dlx"), uid("dlq"), uid()
     ch.exchange_declare(dlx, "direct")
