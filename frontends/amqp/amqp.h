@@ -29,6 +29,16 @@ typedef struct wr_amqp_metrics {
  * wr_amqp_ops.start returned. */
 void wr_amqp_metrics(wr_frontend_t *fe, wr_amqp_metrics_t *out /* OUT */);
 
+/*
+ * The core's dead-letter properties hook for AMQP messages: adds RabbitMQ's
+ * x-death and x-first-death-* headers and drops the expiration (moved into
+ * x-death as original-expiration). Set it as wr_core_cfg_t.deadletter_props
+ * (ctx unused). Thread-safe; returns NULL for messages without AMQP
+ * properties (they are dead-lettered unchanged).
+ */
+wr_body_t *wr_amqp_deadletter_props(void *ctx, const wr_body_t *msg,
+                                    const wr_deadletter_info_t *info);
+
 /* The TCP port the listeners are bound to (useful when amqp_port was 0). */
 uint16_t wr_amqp_port(wr_frontend_t *fe);
 

@@ -7,6 +7,7 @@
  * test/integration/amqp with real clients.
  */
 #include "amqp_test.h"
+#include "frontends/amqp/amqp.h"
 
 /* ------------------------------------------------------------------------ */
 /* Properties                                                               */
@@ -470,4 +471,106 @@ Test(replies, cancel_unknown_and_recover)
     tconn_send(&t, 1, AMQP_BASIC_RECOVER_METHOD, &r);
     tconn_expect_conn_close(&t, 540);
     tconn_fini(&t);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dead-letter properties hook                                              */
+
+static wr_body_t *body_with_props(amqp_basic_properties_t *p, const char *body)
+{
+    uint8_t buf[1024];
+    size_t n;
+
+    buf[0] = WR_AMQP_PROPS_091;
+    n = encode_props(p, buf + 1, sizeof(buf) - 1);
+    return wr_body_new((wr_slice_t){buf, n + 1}, (wr_slice_t){body, strlen(body)});
+}
+
+static const amqp_field_value_t *hget(const amqp_table_t *t, const char *k)
+{
+    for (int i = 0; i < t->num_entries; i++) {
+        if (t->entries[i].key.len == strlen(k) &&
+            memcmp(t->entries[i].key.bytes, k, strlen(k)) == 0)
+            return &t->entries[i].value;
+    }
+    return NULL;
+}
+
+static amqp_basic_properties_t *decode_body_props(const wr_body_t *b, amqp_pool_t *pool)
+{
+    void *d;
+    amqp_bytes_t raw = {b->props_len - 1, (void *)(b->data + 1)};
+
+    cr_assert_eq(b->data[0], WR_AMQP_PROPS_091);
+    cr_assert_geq(amqp_decode_properties(AMQP_BASIC_CLASS, pool, raw, &d), 0);
+    return d;
+}
+
+Test(deadletter, x_death)
+{
+    amqp_basic_properties_t p = {0}, *q;
+    amqp_table_entry_t h = {amqp_cstring_bytes("keep"),
+                            {AMQP_FIELD_KIND_UTF8, {.bytes = {2, "me"}}}};
+    wr_deadletter_info_t info = {0};
+    wr_body_t *in, *out, *out2;
+    const amqp_field_value_t *xd, *v;
+    amqp_pool_t pool;
+
+    p._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_EXPIRATION_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG;
+    p.headers.num_entries = 1;
+    p.headers.entries = &h;
+    p.expiration = amqp_cstring_bytes("500");
+    p.message_id = amqp_cstring_bytes("mid");
+    in = body_with_props(&p, "payload");
+    info.reason = "expired";
+    info.queue = (wr_slice_t){"q1", 2};
+    info.exchange = (wr_slice_t){"ex", 2};
+    info.routing_key = (wr_slice_t){"rk", 2};
+
+    out = wr_amqp_deadletter_props(NULL, in, &info);
+    cr_assert_not_null(out);
+    cr_assert_eq(out->body_len, 7);
+    cr_assert_eq(memcmp(wr_body_bytes(out), "payload", 7), 0);
+    init_amqp_pool(&pool, 4096);
+    q = decode_body_props(out, &pool);
+    cr_assert_not(q->_flags & AMQP_BASIC_EXPIRATION_FLAG);
+    cr_assert(q->_flags & AMQP_BASIC_MESSAGE_ID_FLAG);
+    cr_assert_not_null(hget(&q->headers, "keep"));
+    xd = hget(&q->headers, "x-death");
+    cr_assert_not_null(xd);
+    cr_assert_eq(xd->kind, AMQP_FIELD_KIND_ARRAY);
+    cr_assert_eq(xd->value.array.num_entries, 1);
+    v = hget(&xd->value.array.entries[0].value.table, "count");
+    cr_assert_eq(v->value.i64, 1);
+    v = hget(&xd->value.array.entries[0].value.table, "original-expiration");
+    cr_assert_eq(v->value.bytes.len, 3);
+    v = hget(&q->headers, "x-first-death-reason");
+    cr_assert_eq(v->value.bytes.len, strlen("expired"));
+
+    /* the same queue and reason again: count 2, still one entry */
+    out2 = wr_amqp_deadletter_props(NULL, out, &info);
+    q = decode_body_props(out2, &pool);
+    xd = hget(&q->headers, "x-death");
+    cr_assert_eq(xd->value.array.num_entries, 1);
+    cr_assert_eq(hget(&xd->value.array.entries[0].value.table, "count")->value.i64, 2);
+    /* another reason: a new entry first */
+    info.reason = "rejected";
+    wr_body_unref(out);
+    out = wr_amqp_deadletter_props(NULL, out2, &info);
+    q = decode_body_props(out, &pool);
+    xd = hget(&q->headers, "x-death");
+    cr_assert_eq(xd->value.array.num_entries, 2);
+    v = hget(&xd->value.array.entries[0].value.table, "reason");
+    cr_assert_eq(v->value.bytes.len, strlen("rejected"));
+    v = hget(&q->headers, "x-first-death-reason");
+    cr_assert_eq(v->value.bytes.len, strlen("expired")); /* unchanged */
+    empty_amqp_pool(&pool);
+    wr_body_unref(in);
+    wr_body_unref(out);
+    wr_body_unref(out2);
+
+    /* no AMQP properties (REST): unchanged */
+    in = wr_body_new((wr_slice_t){NULL, 0}, (wr_slice_t){"{}", 2});
+    cr_assert_null(wr_amqp_deadletter_props(NULL, in, &info));
+    wr_body_unref(in);
 }
