@@ -31,6 +31,10 @@ typedef struct wr_frontend_ops {
     uint64_t (*inflight)(wr_frontend_t *fe);
     /* Closes every connection and frees. Call after wr_core_stop(). NULL-safe. */
     void (*free)(wr_frontend_t *fe);
+    /* Optional: how this protocol rewrites a message's properties when the
+     * core dead-letters it (AMQP adds x-death). The core takes the first
+     * front end's hook that is set; NULL keeps properties as they are. */
+    wr_props_rewrite_fn deadletter_props;
 } wr_frontend_ops_t;
 
 /* Every front end object embeds this first. */

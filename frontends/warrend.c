@@ -271,6 +271,8 @@ static int start(proc_t *p)
     ccfg.shards = cfg->shards;
     ccfg.store = p->store;
     ccfg.max_message_bytes = cfg->max_message_bytes;
+    for (const wr_frontend_ops_t *const *fe = wr_frontends; *fe && !ccfg.deadletter_props; fe++)
+        ccfg.deadletter_props = (*fe)->deadletter_props;
     err = wr_core_new(&ccfg, &p->core);
     if (err != WR_OK) {
         fprintf(stderr, "warrend: cannot start the queue core: %s\n", wr_strerror(err));

@@ -606,4 +606,5 @@ const wr_frontend_ops_t wr_amqp_ops = {
     .stop_accepting = amqp_stop_accepting,
     .inflight = amqp_inflight,
     .free = amqp_free,
+    .deadletter_props = wr_amqp_deadletter_props,
 };

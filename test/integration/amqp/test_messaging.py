@@ -599,9 +599,6 @@ def test_dead_letter_on_expiry(ch):
     assert get_body(ch, dlq, timeout=5)[2] == b"expired"
 
 
-@pytest.mark.xfail(strict=True, reason="frontends/warrend.c must set wr_core_cfg_t.deadletter_props "
-                   "= wr_amqp_deadletter_props (frontends/amqp/amqp.h; unit-tested in "
-                   "test_amqp_methods.c); warrend.c is outside the AMQP front end's files")
 def test_dead_letter_x_death(ch):
     dlx, dlq, q = uid("dlx"), uid("dlq"), uid()
     ch.exchange_declare(dlx, "fanout")
