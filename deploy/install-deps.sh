@@ -14,7 +14,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   # libraries (DESIGN.md "Dependencies")
   libevent-dev libevhtp-dev libjansson-dev libinih-dev libmsgpack-dev
-  librocksdb-dev librabbitmq-dev
+  librocksdb-dev librabbitmq-dev libjemalloc-dev
   # unit tests
   libcriterion-dev
   # integration tests and benchmarks: real clients, no mocks
