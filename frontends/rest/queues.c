@@ -957,8 +957,8 @@ static bool list_params(wr_rest_call_t *c, const wr_rest_req_t *req, qlist_t *l)
         qfilter_t *f;
         bool known = false;
 
-        if (a->vlen == 0)
-            continue; /* falcon drops blank values */
+        if (a->vlen == 0 || a->klen == 0)
+            continue; /* falcon drops blank values; no metadata key is "" */
         if (a->klen > sizeof(f->key) - 1) {
             wr_rest_fail(c, 400, NULL, "A filter name is too long.");
             return false;

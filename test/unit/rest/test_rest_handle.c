@@ -507,3 +507,18 @@ Test(rest_handle, query_strings_decoded)
     cr_assert_eq(t_status(WR_REST_GET, "/v2/queues/q%zzd/messages", NULL), 400,
                  "a bad escape stays in the name");
 }
+
+Test(rest_handle, queue_list_filters_decoded)
+{
+    t_resp_t *o;
+
+    free(t_req(WR_REST_PUT, "/v2/queues/lf", "{\"color\": \"dark red\", \"n\": 5}"));
+    o = t_req(WR_REST_GET, "/v2/queues?col%6Fr=dark+red&=x&n=5", NULL);
+    cr_assert_eq(o->status, 200);
+    cr_assert(strstr(o->body, "\"name\": \"lf\""), "%s", o->body);
+    cr_assert(strstr(o->body, "color=dark%20red"), "the next link keeps the filter: %s", o->body);
+    free(o);
+    o = t_req(WR_REST_GET, "/v2/queues?color=dark%2Bred", NULL);
+    cr_assert(strstr(o->body, "\"queues\": []"), "%s", o->body);
+    free(o);
+}
