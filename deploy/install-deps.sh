@@ -19,7 +19,7 @@ packages=(
   libcriterion-dev
   # integration tests and benchmarks: real clients, no mocks
   python3 python3-pytest python3-requests python3-zaqarclient wrk curl procps
-  python3-pika python3-amqp python3-kombu python3-aio-pika amqp-tools
+  python3-pika python3-amqp python3-kombu python3-aio-pika amqp-tools python3-oslo.messaging python3-celery
 )
 
 # One dpkg-query for all; a package dpkg has never heard of is simply absent
