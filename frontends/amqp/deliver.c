@@ -700,17 +700,20 @@ static void on_unsubscribed(void *arg, const wr_count_res_t *res)
 
 /* Ends a live subscription: requeue (channel gone) or leave its unacked
  * messages with the channel (basic.cancel). The consumer lives until the
- * core answers: deliveries posted before the answer still find it. */
+ * core answers: deliveries posted before the answer still find it. Never
+ * frees the consumer itself: the caller ends with maybe_free_consumer(),
+ * which frees it at once only if the core could not be asked (shutdown). */
 static void sub_stop(wr_amqp_conn_t *c, wr_amqp_consumer_t *cons, bool requeue)
 {
     if (!cons->sub_live || !cons->sub_id)
         return;
-    atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
     if (wr_unsubscribe(c->env->core, tenant_of(c), qslice(cons->q), cons->sub_id, requeue, c->loop,
-                       on_unsubscribed, cons) != WR_OK) {
-        wr_count_res_t r = {WR_ESHUTDOWN, 0};
-        on_unsubscribed(cons, &r);
+                       on_unsubscribed, cons) == WR_OK) {
+        atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
+        return;
     }
+    cons->sub_live = false;
+    wr__amqp_conn_unref(c); /* the subscription's */
 }
 
 static void on_autodeleted(void *arg, const wr_count_res_t *res)
@@ -1085,6 +1088,7 @@ static void on_subscribed(void *arg, const wr_sub_res_t *res)
         /* The channel went while subscribing. */
         reg_del(c->env, tenant_of(c), qslice(cons->q), false);
         sub_stop(c, cons, true);
+        maybe_free_consumer(cons);
         wr__amqp_op_done(op);
         return;
     }
