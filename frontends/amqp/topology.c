@@ -493,7 +493,7 @@ bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *wh
             if (!str_value(v, &s))
                 return BAD_ARG("invalid arg 'x-dead-letter-exchange': {unacceptable_type,%s}",
                                kind_name(v->kind));
-            if (s.len > WR_NAME_MAX)
+            if (s.len > UINT8_MAX) /* exchange names are shortstrs */
                 return BAD_ARG("invalid arg 'x-dead-letter-exchange': name too long");
             a->dlx_set = true;
             a->dlx_len = (uint8_t)s.len;
@@ -503,7 +503,7 @@ bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *wh
             if (!str_value(v, &s))
                 return BAD_ARG("invalid arg 'x-dead-letter-routing-key': {unacceptable_type,%s}",
                                kind_name(v->kind));
-            if (s.len > WR_NAME_MAX)
+            if (s.len > UINT8_MAX) /* routing keys are shortstrs */
                 return BAD_ARG("invalid arg 'x-dead-letter-routing-key': key too long");
             a->dlrk_set = true;
             a->dlrk_len = (uint8_t)s.len;
