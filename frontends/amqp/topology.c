@@ -432,6 +432,24 @@ static bool str_value(const amqp_field_value_t *v, amqp_bytes_t *out)
 /* Limits RabbitMQ applies: TTLs and expiry up to 2^32-1 ms (about 49 days). */
 #define TTL_MAX 4294967295LL
 
+/* x-dead-letter-exchange and -routing-key: a string that fits a shortstr,
+ * since both name AMQP things (and their stored lengths are one byte). */
+static bool dl_name(const amqp_field_value_t *v, const char *arg, bool *set, uint8_t *len,
+                    char *out, char *why, size_t why_cap)
+{
+    amqp_bytes_t s;
+
+    if (!str_value(v, &s))
+        return BAD_ARG("invalid arg '%s': {unacceptable_type,%s}", arg, kind_name(v->kind));
+    if (s.len > UINT8_MAX)
+        return BAD_ARG("invalid arg '%s': too long", arg);
+    *set = true;
+    *len = (uint8_t)s.len;
+    if (s.len)
+        memcpy(out, s.bytes, s.len);
+    return true;
+}
+
 bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *why, size_t why_cap)
 {
     for (int i = 0; i < args->num_entries; i++) {
@@ -490,25 +508,13 @@ bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *wh
                 return BAD_ARG("invalid arg 'x-overflow': {unknown_overflow_type,<<\"%.*s\">>}",
                                (int)(s.len > 64 ? 64 : s.len), (char *)s.bytes);
         } else if (bytes_is(k, "x-dead-letter-exchange")) {
-            if (!str_value(v, &s))
-                return BAD_ARG("invalid arg 'x-dead-letter-exchange': {unacceptable_type,%s}",
-                               kind_name(v->kind));
-            if (s.len > UINT8_MAX) /* exchange names are shortstrs */
-                return BAD_ARG("invalid arg 'x-dead-letter-exchange': name too long");
-            a->dlx_set = true;
-            a->dlx_len = (uint8_t)s.len;
-            if (s.len)
-                memcpy(a->dlx, s.bytes, s.len);
+            if (!dl_name(v, "x-dead-letter-exchange", &a->dlx_set, &a->dlx_len, a->dlx, why,
+                         why_cap))
+                return false;
         } else if (bytes_is(k, "x-dead-letter-routing-key")) {
-            if (!str_value(v, &s))
-                return BAD_ARG("invalid arg 'x-dead-letter-routing-key': {unacceptable_type,%s}",
-                               kind_name(v->kind));
-            if (s.len > UINT8_MAX) /* routing keys are shortstrs */
-                return BAD_ARG("invalid arg 'x-dead-letter-routing-key': key too long");
-            a->dlrk_set = true;
-            a->dlrk_len = (uint8_t)s.len;
-            if (s.len)
-                memcpy(a->dlrk, s.bytes, s.len);
+            if (!dl_name(v, "x-dead-letter-routing-key", &a->dlrk_set, &a->dlrk_len, a->dlrk, why,
+                         why_cap))
+                return false;
         } else if (bytes_is(k, "x-max-priority")) {
             if (!int_value(v, &n))
                 return BAD_ARG("invalid arg 'x-max-priority': {unacceptable_type,%s}",
