@@ -21,6 +21,7 @@
     X(QUOTA, "limit reached")                                                                      \
     X(PROTO, "malformed input")                                                                    \
     X(IO, "storage error")                                                                         \
+    X(NOSPACE, "storage full")                                                                     \
     X(BUSY, "not empty or in use")                                                                 \
     X(SHUTDOWN, "shutting down")
 

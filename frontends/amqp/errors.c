@@ -37,6 +37,8 @@ wr_amqp_reply_t wr__amqp_reply_of(wr_err_t err)
         return (wr_amqp_reply_t){AMQP_CONNECTION_FORCED, true};
     case WR_EIO:
         return (wr_amqp_reply_t){AMQP_INTERNAL_ERROR, true};
+    case WR_ENOSPACE: /* a publish is nacked instead; this is for declares */
+        return (wr_amqp_reply_t){AMQP_RESOURCE_ERROR, true};
     case WR_EAGAIN: /* never leaves the core: a bug if it does */
         return (wr_amqp_reply_t){AMQP_INTERNAL_ERROR, true};
     case WR_ERR_COUNT:

@@ -34,6 +34,10 @@ uint16_t wr_rest_status_of(wr_err_t err)
         /* A full queue (overflow = reject) or a tenant quota: the client
          * should back off and retry, which is what 429 tells it. */
         return 429;
+    case WR_ENOSPACE:
+        /* The disk is (nearly) full: WebDAV's status, which says the
+         * request may succeed later without any change to it. */
+        return 507;
     case WR_EAGAIN:
     case WR_ENOMEM:
     case WR_EIO:
@@ -75,6 +79,8 @@ const char *wr_rest_title_of(uint16_t status)
         return "Not implemented";
     case 503:
         return "Service temporarily unavailable";
+    case 507:
+        return "Insufficient storage";
     case 505:
         return "HTTP version not supported";
     default:

@@ -219,7 +219,7 @@ Test(errors, reply_codes_like_rabbitmq)
         {WR_ELOCKED, 405, false},      {WR_EDENIED, 403, false},   {WR_ETOOBIG, 406, false},
         {WR_EINVAL, 406, false},       {WR_EQUOTA, 406, false},    {WR_EBUSY, 406, false},
         {WR_EPROTO, 502, true},        {WR_ENOMEM, 506, true},     {WR_ESHUTDOWN, 320, true},
-        {WR_EIO, 541, true},           {WR_EAGAIN, 541, true},
+        {WR_EIO, 541, true},           {WR_EAGAIN, 541, true}, {WR_ENOSPACE, 506, true},
     };
 
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {

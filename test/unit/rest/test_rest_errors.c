@@ -31,6 +31,7 @@ Test(rest_errors, zaqar_statuses)
     cr_assert_eq(wr_rest_status_of(WR_EBUSY), 409);
     /* Zaqar answers any storage trouble with 503. */
     cr_assert_eq(wr_rest_status_of(WR_EIO), 503);
+    cr_assert_eq(wr_rest_status_of(WR_ENOSPACE), 507);
     cr_assert_eq(wr_rest_status_of(WR_ENOMEM), 503);
     cr_assert_eq(wr_rest_status_of(WR_EAGAIN), 503);
     cr_assert_eq(wr_rest_status_of(WR_ESHUTDOWN), 503);
