@@ -33,8 +33,19 @@ typedef enum {
     WR_DUR_SYNC,     /* synced: survives a machine crash */
 } wr_durability_t;
 
+/* How hard a store tries, whatever durability a write asks for (--fsync). */
+typedef enum {
+    WR_FSYNC_BATCH = 0, /* WR_DUR_SYNC writes wait for a sync shared by every
+                         * write pending at that moment (group commit) */
+    WR_FSYNC_ALWAYS,    /* every write is synced before done(), deletes too */
+    WR_FSYNC_NEVER,     /* nothing is synced: WR_DUR_SYNC acts as WR_DUR_WAL */
+} wr_fsync_t;
+
 typedef struct wr_store_cfg {
-    const char *dir; /* data directory (NULL for memory) */
+    const char *dir;          /* data directory (NULL for memory) */
+    wr_fsync_t fsync;
+    uint64_t disk_free_limit; /* bytes: below this much free space writes
+                               * that add data fail with WR_ENOSPACE */
 } wr_store_cfg_t;
 
 typedef struct wr_bytes {
@@ -82,6 +93,10 @@ typedef struct wr_store_ops {
     wr_err_t (*meta_scan)(wr_store_t *st, wr_bytes_t prefix, wr_store_meta_visit_cb visit,
                           void *arg);
     void (*stats)(wr_store_t *st, wr_store_stats_t *out);
+    /* Optional (NULL = never): non-zero while writes that add data would
+     * fail with WR_ENOSPACE. Polled by the core to block and unblock
+     * publishers; must be cheap and thread-safe. */
+    int (*full)(wr_store_t *st);
 } wr_store_ops_t;
 
 /* Every store embeds this first. */
@@ -96,6 +111,10 @@ static inline void wr_store_close(wr_store_t *st)
 {
     if (st)
         st->ops->close(st);
+}
+static inline int wr_store_full(wr_store_t *st)
+{
+    return st && st->ops->full ? st->ops->full(st) : 0;
 }
 static inline wr_err_t wr_store_write_batch(wr_store_t *st, const wr_store_op_t *ops, size_t n,
                                             wr_durability_t dur, wr_store_done_cb done, void *arg)
