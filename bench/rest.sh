@@ -33,7 +33,6 @@ SHARED_DIR=${SHARED_DIR:-$REPO/../shared/bench}
 BENCH_PY=$SHARED_DIR/rest/bench.py
 SUMMARIZE=$SHARED_DIR/rest/summarize.py
 REPORT=$REPO/bench/rest_report.py
-PY=/usr/bin/python3   # Debian's python: sees python3-requests
 [ -f "$BENCH_PY" ] || { echo "rest.sh: no $BENCH_PY (set SHARED_DIR)" >&2; exit 1; }
 
 if [ "${QUICK:-0}" = 1 ]; then RUNS=${RUNS:-1}; DURATION=${DURATION:-3}; else RUNS=${RUNS:-3}; DURATION=${DURATION:-10}; fi
@@ -46,59 +45,24 @@ mkdir -p "$OUT/raw"
 TMP=$(mktemp -d /tmp/warren-bench.XXXXXX)
 
 say() { echo "rest.sh: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
 
 WARREN_PID=""; ZAQAR_RUN=""
 cleanup() {
   set +e
-  if [ -n "$WARREN_PID" ] && kill -0 "$WARREN_PID" 2>/dev/null; then
-    kill -TERM "$WARREN_PID"
-    for _ in $(seq 100); do kill -0 "$WARREN_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$WARREN_PID" 2>/dev/null && { say "warrend $WARREN_PID ignored SIGTERM; SIGKILL"; kill -KILL "$WARREN_PID"; }
-  fi
+  stop_warrend
   [ -n "$ZAQAR_RUN" ] && "$REPO/bench/zaqar/stop.sh" "$ZAQAR_RUN"
   if [ "${KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-HDR=(-H 'Client-ID: 5f3a0d4e-8c1b-4b7a-9f2e-3d6c1a0b9e77' -H 'X-Project-Id: bench-ping')
-http_code() { curl -s -o /dev/null -m 5 -w '%{http_code}' "${HDR[@]}" "$1" 2>/dev/null || true; }
-
 # --- warren ------------------------------------------------------------------
-WARREN_URL=""; WARREN_REV=""
+WARREN_URL=""
 if [ "${WARREN:-1}" != 0 ]; then
-  if [ -z "${WARREND:-}" ]; then
-    SRC=$REPO; BLD=$REPO/build-bench
-    if [ -n "${REV:-}" ]; then
-      SRC=$TMP/src; BLD=$TMP/build; mkdir -p "$SRC"
-      git -C "$REPO" archive "$REV" | tar -x -C "$SRC"
-      WARREN_REV=$(git -C "$REPO" rev-parse --short "$REV")
-    fi
-    say "building warrend (Release) from ${REV:-the work tree} in $BLD"
-    if ! { cmake -B "$BLD" -S "$SRC" -DCMAKE_BUILD_TYPE=Release -DWR_TESTS=OFF \
-           && cmake --build "$BLD" -j2 --target warrend; } > "$TMP/build.log" 2>&1; then
-      tail -30 "$TMP/build.log" >&2; say "build failed"; exit 1
-    fi
-    WARREND=$BLD/warrend
-  fi
-  HTTP_PORT=$(free_port); AMQP_PORT=$(free_port)
-  while [ "$AMQP_PORT" = "$HTTP_PORT" ]; do AMQP_PORT=$(free_port); done
-  mkdir -p "$TMP/warren-data"
-  "$WARREND" --http "127.0.0.1:$HTTP_PORT" --amqp "127.0.0.1:$AMQP_PORT" --data "$TMP/warren-data" \
-    > "$TMP/warrend.log" 2>&1 &
-  WARREN_PID=$!
-  WARREN_URL=http://127.0.0.1:$HTTP_PORT
-  up=0
-  for _ in $(seq 100); do
-    case $(http_code "$WARREN_URL/v2/ping") in 2*) up=1; break ;; esac
-    kill -0 "$WARREN_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ $up != 1 ]; then tail -20 "$TMP/warrend.log" >&2; say "warrend did not answer $WARREN_URL/v2/ping"; exit 1; fi
-  say "warren up at $WARREN_URL (pid $WARREN_PID, $WARREND)"
+  build_warrend
+  start_warrend
 fi
 
 # --- Zaqar -------------------------------------------------------------------
@@ -132,10 +96,7 @@ SERVERS=""
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  if [ -n "${WARREN_REV:-}" ]; then echo "warren: $WARREN_REV (REV=$REV)"
-  elif [ -n "$WARREN_URL" ]; then
-    echo "warren: $WARREND, work tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$( [ -n "$(git -C "$REPO" status --porcelain -- core frontends backends zones CMakeLists.txt 2>/dev/null)" ] && echo ' + uncommitted changes')"
-  fi
+  [ -n "$WARREN_URL" ] && echo "warren: $(warren_desc)"
   [ -n "$ZAQAR_URL" ] && echo "zaqar: python3-zaqar $(dpkg-query -W -f='${Version}' python3-zaqar), Redis store, uwsgi 2 processes"
   echo "runs: $RUNS x ${DURATION}s, wrk -t$THREADS, conns $CONNS, scenarios $SCENARIOS"
 } > "$OUT/meta.txt"

@@ -24,26 +24,14 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PKGS="zaqar-server python3-redis redis-server uwsgi-core uwsgi-plugin-python3 wrk python3-requests"
 SCRIPTS_DIR=/usr/lib/python3/dist-packages/zaqar/storage/redis/scripts
 ZAQAR_TAG=${ZAQAR_TAG:-15.0.0}
 PROCS=${ZAQAR_PROCS:-2}
 
 log() { echo "zaqar-setup: $*" >&2; }
 
-# --- packages (quiet when present) -------------------------------------------
-missing=""
-for p in $PKGS; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  if [ "${NO_INSTALL:-0}" = 1 ]; then log "missing packages:$missing (NO_INSTALL=1)"; exit 1; fi
-  log "installing:$missing"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  # shellcheck disable=SC2086
-  apt-get install -y -qq $missing >&2
-fi
+# --- packages (quiet when present): deploy/install-deps.sh --bench rest ------
+"$HERE/../../deploy/install-deps.sh" --bench rest >&2 || { log "missing packages"; exit 1; }
 
 # --- the Redis driver's Lua scripts ------------------------------------------
 need_scripts=""

@@ -1,0 +1,70 @@
+# bench/lib.sh - shared by bench/rest.sh and bench/amqp.sh (sourced, not run).
+#
+#   free_port                 a loopback port nobody listens on
+#   build_warrend             sets WARREND (unless set) and WARREN_REV: builds
+#                             warrend in Release into build-bench/, or from $REV
+#                             (git archive) into $TMP/build
+#   start_warrend [ARGS...]   starts $WARREND on free loopback ports with a data
+#                             dir in $TMP; sets WARREN_PID HTTP_PORT AMQP_PORT
+#                             WARREN_URL; waits until GET /v2/ping answers 2xx
+#   stop_warrend              SIGTERM, wait 10 s, then SIGKILL
+#   warren_desc               one line: the binary / revision warren runs
+#
+# Needs REPO, TMP (a temp dir of the caller) and a say() function.
+
+PY=/usr/bin/python3   # Debian's python: sees python3-requests
+
+free_port() {
+  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+build_warrend() {
+  WARREN_REV=""
+  [ -n "${WARREND:-}" ] && return 0
+  local src=$REPO bld=$REPO/build-bench
+  if [ -n "${REV:-}" ]; then
+    src=$TMP/src; bld=$TMP/build; mkdir -p "$src"
+    git -C "$REPO" archive "$REV" | tar -x -C "$src"
+    WARREN_REV=$(git -C "$REPO" rev-parse --short "$REV")
+  fi
+  say "building warrend (Release) from ${REV:-the work tree} in $bld"
+  if ! { cmake -B "$bld" -S "$src" -DCMAKE_BUILD_TYPE=Release -DWR_TESTS=OFF \
+         && cmake --build "$bld" -j2 --target warrend; } > "$TMP/build.log" 2>&1; then
+    tail -30 "$TMP/build.log" >&2; say "build failed"; return 1
+  fi
+  WARREND=$bld/warrend
+}
+
+start_warrend() {
+  HTTP_PORT=$(free_port); AMQP_PORT=$(free_port)
+  while [ "$AMQP_PORT" = "$HTTP_PORT" ]; do AMQP_PORT=$(free_port); done
+  mkdir -p "$TMP/warren-data"
+  "$WARREND" --http "127.0.0.1:$HTTP_PORT" --amqp "127.0.0.1:$AMQP_PORT" --data "$TMP/warren-data" \
+    "$@" > "$TMP/warrend.log" 2>&1 &
+  WARREN_PID=$!
+  WARREN_URL=http://127.0.0.1:$HTTP_PORT
+  local code
+  for _ in $(seq 100); do
+    code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' -H 'X-Project-Id: bench-ping' \
+           -H 'Client-ID: 5f3a0d4e-8c1b-4b7a-9f2e-3d6c1a0b9e77' "$WARREN_URL/v2/ping" 2>/dev/null || true)
+    case $code in 2*) say "warren up at $WARREN_URL, AMQP 127.0.0.1:$AMQP_PORT (pid $WARREN_PID, $WARREND)"; return 0 ;; esac
+    kill -0 "$WARREN_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$TMP/warrend.log" >&2; say "warrend did not answer $WARREN_URL/v2/ping"; return 1
+}
+
+stop_warrend() {
+  [ -n "${WARREN_PID:-}" ] && kill -0 "$WARREN_PID" 2>/dev/null || return 0
+  kill -TERM "$WARREN_PID"
+  for _ in $(seq 100); do kill -0 "$WARREN_PID" 2>/dev/null || return 0; sleep 0.1; done
+  say "warrend $WARREN_PID ignored SIGTERM; SIGKILL"; kill -KILL "$WARREN_PID"
+}
+
+warren_desc() {
+  if [ -n "${WARREN_REV:-}" ]; then echo "$WARREN_REV (REV=$REV)"; return; fi
+  local dirty=""
+  [ -n "$(git -C "$REPO" status --porcelain -- core frontends backends zones CMakeLists.txt 2>/dev/null)" ] \
+    && dirty=' + uncommitted changes'
+  echo "$WARREND, work tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$dirty"
+}
