@@ -5,9 +5,11 @@
 
 #include "backend.h"
 #include "memory/memory.h"
+#include "rocksdb/rocksdb.h"
 
 static const wr_store_ops_t *const stores[] = {
     &wr_store_memory_ops,
+    &wr_store_rocksdb_ops,
 };
 
 const wr_store_ops_t *wr_store_find(const char *name)
