@@ -284,8 +284,7 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
                 c->ids = c->inline_ids;
             }
         }
-        if (m->claim_count++)
-            m->flags |= WR__MSG_REDELIVERED;
+        wr__msg_delivered(sh, q, m, !o->pop);
         if (o->pop) {
             wr__view_fill(&views[n++], m, now);
             q->acked++;

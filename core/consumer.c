@@ -185,8 +185,7 @@ void wr__dispatch(wr__shard_t *sh, wr__queue_t *q, int64_t now)
             dirty = s;
         }
         b = s->batch;
-        if (m->claim_count++)
-            m->flags |= WR__MSG_REDELIVERED;
+        wr__msg_delivered(sh, q, m, !s->no_ack);
         fill(&b->d[b->out.n++], m, b);
         q->delivered++;
         if (!s->unlimited)

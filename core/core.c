@@ -74,6 +74,10 @@ wr_err_t wr_core_new(const wr_core_cfg_t *cfg, wr_core_t **out)
         if (err != WR_OK)
             goto fail;
     }
+    /* Before the threads start: recovery fills every shard's tables. */
+    err = wr__recover(core);
+    if (err != WR_OK)
+        goto fail;
     for (unsigned i = 0; i < n; i++) {
         err = wr__shard_start(&core->shards[i]);
         if (err != WR_OK)

@@ -7,7 +7,8 @@
  *   claims and long-poll wait lists (claim.c)
  *   queues (queue.c, message.c), shards (shard.c), the core (core.c)
  *   requests: one heap block per API call (api.c, core.c, gather.c)
- *   the store hook (persist.c)
+ *   the store hook (persist.c), stored records (record.c), start-up
+ *   recovery (recover.c)
  *
  * Threading rule: a wr__queue_t, its messages and claims, and everything in
  * a wr__shard_t except the loop pointer belong to that shard's thread. A
@@ -22,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include "../backends/backend.h"
 #include "log.h"
 #include "wr.h"
@@ -30,6 +33,7 @@ struct event;
 
 typedef struct wr__shard wr__shard_t;
 typedef struct wr__queue wr__queue_t;
+typedef struct wr__mrec wr__mrec_t;
 
 /* ------------------------------------------------------------------------ */
 /* Allocation: running out of memory aborts with a log line (map.c).        */
@@ -281,6 +285,9 @@ bool wr__queue_owner_ok(const wr__queue_t *q, uint64_t owner);
 /* Frees without completing anything (final teardown after the loops stop). */
 void wr__queue_free(wr__queue_t *q);
 wr__queue_t *wr__queue_find(wr__shard_t *sh, uint64_t hash, const char *key, size_t klen);
+/* Wall clock in us: where message ids of a new or recovered queue start, so
+ * an id is never handed out twice across deletes and restarts. */
+uint64_t wr__clock_id(void);
 /* Ends expired claims and removes expired messages; cheap when nothing is
  * due. Every operation on a queue starts with it. */
 void wr__queue_tick(wr__shard_t *sh, wr__queue_t *q, int64_t now);
@@ -383,6 +390,7 @@ typedef struct wr__bind {
     struct wr__bind *next; /* in the source's list (or the direct key chain) */
     wr__exch_t *src;
     bool to_exch;
+    bool durable;    /* to a durable queue (exchanges: see the destination) */
     uint8_t hmode;   /* headers: WR__HM_* */
     uint16_t nwords; /* topic pattern words */
     uint32_t nargs;
@@ -413,6 +421,7 @@ struct wr__exch {
 /* One tenant's exchanges, as replicated on one shard. */
 typedef struct wr__topo {
     uint64_t hash;
+    bool stored; /* the last record written holds something */
     size_t tlen;
     wr__map_t exchs; /* name -> wr__exch_t */
     char tenant[];
@@ -447,6 +456,14 @@ size_t wr__headers_size(const wr_header_t *h, size_t n);
 wr_header_t *wr__headers_copy(void *buf, const wr_header_t *h, size_t n);
 
 /* topology.c */
+/* The tenant's replica on this shard, made (with the built-ins) if new. */
+wr__topo_t *wr__topo_get(wr__shard_t *sh, const char *tenant, size_t tlen);
+/* Adds an exchange to one replica (the name is copied). */
+wr__exch_t *wr__exch_new(wr__topo_t *t, wr_slice_t name, uint8_t type, uint8_t flags);
+/* Adds a binding built from a change request's fields to e (restore). */
+void wr__topo_add_bind(wr__exch_t *e, const wr__req_t *r);
+/* One replica (or the store write) of a change is done. */
+void wr__topo_replica_done(wr__req_t *r);
 wr__topo_t *wr__topo_find(const wr__shard_t *sh, const char *tenant, size_t tlen);
 wr__exch_t *wr__exch_find(const wr__topo_t *t, wr_slice_t name);
 /* True if name is "" or one of the amq.* exchanges every tenant has. */
@@ -456,6 +473,14 @@ void wr__topo_fini(wr__shard_t *sh);
 /* On q's shard, before q goes: removes its bindings everywhere, then
  * completes parent (if not NULL). */
 void wr__topo_queue_gone(wr__shard_t *sh, const wr__queue_t *q, wr__req_t *parent);
+
+/* topostore.c: a tenant's durable exchanges and bindings are one store
+ * record ("T" tenant), rewritten by the home shard after each change that
+ * touches them. True if a write started: wr__topo_replica_done follows. */
+bool wr__topo_store(wr__shard_t *sh, wr__topo_t *t, wr__req_t *r);
+/* Start-up: rebuilds every replica from the records (queues exist by then:
+ * bindings to queues that do not are dropped). */
+wr_err_t wr__topo_recover(wr_core_t *core);
 
 /* ------------------------------------------------------------------------ */
 /* Consumers (consumer.c)                                                   */
@@ -539,6 +564,10 @@ void wr__route_fini(wr__shard_t *sh);
  * `take`, else a new one is made; route (may be NULL) gets a reference. */
 wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *route,
                        int64_t now);
+/* Start-up: appends a stored message (id above every id of q), taking the
+ * body and route references. */
+void wr__msg_restore(wr__queue_t *q, uint64_t id, const wr__mrec_t *rec, wr_body_t *body,
+                     wr_body_t *route);
 /* Would n more messages of `bytes` body bytes pass max_length/max_bytes? */
 bool wr__queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes);
 /* Drops the oldest messages beyond max_length/max_bytes (drop-head). */
@@ -563,7 +592,8 @@ struct wr__shard {
     int64_t next_due;  /* wall ms before which no queue needs a sweep */
     uint64_t nwaiting; /* parked requests on this shard */
     uint64_t requests; /* mailbox requests served */
-    /* Store deletes gathered during a task, written once at its end. */
+    /* Store writes nobody waits on (deletes, delivery marks), gathered
+     * during a task and written once at its end. */
     wr_store_op_t *dels;
     size_t ndels, dels_cap;
     wr__map_t topos; /* tenant -> wr__topo_t: this shard's topology replica */
@@ -724,6 +754,7 @@ struct wr__req {
             unsigned flags; /* WR_EXCH_* */
             bool to_exch;   /* bind/unbind: destination is an exchange */
             bool noop;      /* set by the home shard: nothing to replicate */
+            bool dest_durable; /* bind: the queue is durable (set on its shard) */
             uint8_t hmode;
             uint64_t owner;
             wr_slice_t name; /* the exchange (declare/delete) or the source */
@@ -860,9 +891,61 @@ wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_
 wr_err_t wr__persist_msgs_multi(wr__shard_t *sh, wr__req_t *r, wr__queue_t *const *qs,
                                 const uint64_t *firsts, size_t nq, size_t n);
 /* Queues a store delete; written by wr__persist_flush at the task's end. */
-void wr__persist_del_msg(wr__shard_t *sh, const wr__queue_t *q, uint64_t id);
+void wr__persist_del_msg(wr__shard_t *sh, const wr__queue_t *q, const wr__msg_t *m);
 void wr__persist_del_queue(wr__shard_t *sh, const wr__queue_t *q);
 void wr__persist_flush(wr__shard_t *sh);
 void wr__persist_free_aux(wr__req_t *r);
+/* A persistent message of a durable queue was delivered for the first
+ * time: record it, so that after a crash it comes back redelivered. */
+void wr__persist_mark(wr__shard_t *sh, const wr__queue_t *q, const wr__msg_t *m);
+/* m->claim_count++, with the redelivered flag from the second delivery on
+ * and the store mark on the first (mark false: the message is leaving). */
+void wr__msg_delivered(wr__shard_t *sh, const wr__queue_t *q, wr__msg_t *m, bool mark);
+
+/* ------------------------------------------------------------------------ */
+/* Stored records (record.c)                                                */
+
+/* Delivery marks live in the message key space under qid | WR__QID_MARK
+ * (queue ids come from the clock in us and stay far below it). */
+#define WR__QID_MARK ((wr_qid_t)1 << 63)
+/* The message flags a record keeps. */
+#define WR__REC_MSG_FLAGS                                                                        \
+    (WR__MSG_PERSISTENT | WR__MSG_REDELIVERED | WR__MSG_ROUTE | 0xff00u)
+
+/* A queue record as read back; meta borrows from the unpacked record. */
+typedef struct wr__qrec {
+    wr_qid_t qid;
+    int64_t created_ms;
+    wr_queue_attrs_t attrs;
+    wr_slice_t meta;
+} wr__qrec_t;
+
+/* A message record as read back; slices borrow from the unpacked record. */
+struct wr__mrec {
+    uint32_t flags, claim_count;
+    int64_t enqueued_ms, ttl_ms, visible_ms;
+    uint64_t producer;
+    wr_slice_t exchange, key, props, body;
+};
+
+void wr__rec_queue(msgpack_sbuffer *sb, const wr__queue_t *q);
+void wr__rec_msg(msgpack_sbuffer *sb, const wr__msg_t *m);
+/* WR_EPROTO if val is not a record of this kind and version. */
+wr_err_t wr__rec_queue_parse(msgpack_unpacked *u, wr_bytes_t val, wr__qrec_t *out /* OUT */);
+wr_err_t wr__rec_msg_parse(msgpack_unpacked *u, wr_bytes_t val, wr__mrec_t *out /* OUT */);
+/* Unpacks val: its fields if it is a v1 array of at least min_fields. */
+const msgpack_object *wr__rec_open(msgpack_unpacked *u, wr_bytes_t val, uint32_t min_fields);
+bool wr__rec_u64(const msgpack_object *o, uint64_t *out /* OUT */);
+bool wr__rec_i64(const msgpack_object *o, int64_t *out /* OUT */);
+/* A bin, or nil when nil_ok (then *set is false; set may be NULL). */
+bool wr__rec_bin(const msgpack_object *o, bool nil_ok, wr_slice_t *out /* OUT */,
+                 bool *set /* OUT */);
+
+/* ------------------------------------------------------------------------ */
+/* Start-up recovery (recover.c)                                            */
+
+/* Before the shard threads start: rebuilds queues, messages and topology
+ * from the store. WR_EPROTO/WR_EIO: the store holds what we cannot read. */
+wr_err_t wr__recover(wr_core_t *core);
 
 #endif

@@ -13,6 +13,21 @@
 /* ------------------------------------------------------------------------ */
 /* Publish                                                                  */
 
+/* Keeps the orderings the expiry pass and claim scan rely on. */
+static void account(wr__queue_t *q, const wr__msg_t *m)
+{
+    if (m->expires_ms < q->last_orig_exp)
+        q->exp_sorted = false;
+    else
+        q->last_orig_exp = m->expires_ms;
+    q->min_exp = WR__MIN(q->min_exp, m->expires_ms);
+    if (m->visible_ms < q->max_visible_ms)
+        q->vis_sorted = false;
+    else
+        q->max_visible_ms = m->visible_ms;
+    q->bytes += m->body->body_len;
+}
+
 wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *route,
                        int64_t now)
 {
@@ -46,18 +61,33 @@ wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *ro
         m->producer = in->producer;
     }
 
-    /* Keep the orderings the expiry pass and claim scan rely on. */
-    if (m->expires_ms < q->last_orig_exp)
-        q->exp_sorted = false;
-    else
-        q->last_orig_exp = m->expires_ms;
-    q->min_exp = WR__MIN(q->min_exp, m->expires_ms);
-    if (m->visible_ms < q->max_visible_ms)
-        q->vis_sorted = false;
-    else
-        q->max_visible_ms = m->visible_ms;
-    q->bytes += m->body->body_len;
+    account(q, m);
     return m;
+}
+
+void wr__msg_restore(wr__queue_t *q, uint64_t id, const wr__mrec_t *rec, wr_body_t *body,
+                     wr_body_t *route)
+{
+    wr__msg_t *m = wr__xmalloc(sizeof(*m));
+
+    m->id = id;
+    m->body = body;
+    m->enqueued_ms = rec->enqueued_ms;
+    m->ttl_ms = rec->ttl_ms;
+    m->expires_ms = m->ttl_ms ? m->enqueued_ms + m->ttl_ms : INT64_MAX;
+    m->visible_ms = rec->visible_ms;
+    m->claim = NULL;
+    m->claim_count = rec->claim_count;
+    m->flags = rec->flags;
+    if (WR__MSG_PRIO(m) > q->attrs.max_priority)
+        m->flags &= ~(0xffu << WR__MSG_PRIO_SHIFT);
+    if (m->flags & WR__MSG_ROUTE)
+        m->route = route;
+    else
+        m->producer = rec->producer;
+    account(q, m);
+    q->next_id = id + 1;
+    wr__queue_append(q, m);
 }
 
 bool wr__queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes)

@@ -9,22 +9,19 @@
  * gathered during a shard task and written as one batch at its end,
  * without waiting: a crash before they land redelivers (at-least-once).
  *
- * Records (host byte order, version byte first, so recovery can evolve):
- *   queue: key "q" tenant '\0' name  ->  v1 qid created_ms attrs meta
- *   message: (qid, id)  ->  v1 flags claim_count props_len body_len
- *                            enqueued_ms ttl_ms visible_ms producer props body
- * Reading them back at start-up is not built yet.
+ * Records are msgpack (record.c). A message's first delivery writes a
+ * mark beside it (without waiting), so that a message delivered but not
+ * acked before a crash comes back with the redelivered flag.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core_int.h"
 
-#define REC_V1 1u
-
 typedef struct aux {
     wr_store_op_t *ops;
-    unsigned char *buf;
+    msgpack_sbuffer sb; /* the values */
+    char *key;
 } aux_t;
 
 void wr__persist_free_aux(wr__req_t *r)
@@ -34,7 +31,8 @@ void wr__persist_free_aux(wr__req_t *r)
     if (!a)
         return;
     free(a->ops);
-    free(a->buf);
+    msgpack_sbuffer_destroy(&a->sb);
+    free(a->key);
     free(a);
     r->store_aux = NULL;
 }
@@ -77,36 +75,38 @@ static wr_err_t write_waited(wr__shard_t *sh, wr__req_t *r, aux_t *a, size_t n)
     return WR_OK;
 }
 
-static unsigned char *put(unsigned char *p, const void *v, size_t n)
+static aux_t *aux_new(size_t nops)
 {
-    memcpy(p, v, n);
-    return p + n;
+    aux_t *a = wr__xcalloc(1, sizeof(*a));
+
+    a->ops = wr__xcalloc(nops ? nops : 1, sizeof(*a->ops));
+    msgpack_sbuffer_init(&a->sb);
+    return a;
+}
+
+/* "q" tenant '\0' name: the queue's metadata key (caller frees). */
+static char *queue_key(const wr__queue_t *q, size_t *len)
+{
+    char *key = wr__xmalloc(1 + q->klen);
+
+    key[0] = 'q';
+    memcpy(key + 1, q->key, q->klen);
+    *len = 1 + q->klen;
+    return key;
 }
 
 wr_err_t wr__persist_queue(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r)
 {
-    size_t meta_len = q->meta ? q->meta->body_len : 0;
-    size_t klen = 1 + q->klen, vlen = 1 + 8 + 8 + sizeof(q->attrs) + meta_len;
-    aux_t *a = wr__xcalloc(1, sizeof(*a));
-    unsigned char *p, v = REC_V1;
+    aux_t *a = aux_new(1);
+    size_t klen;
 
-    a->buf = wr__xmalloc(klen + vlen);
-    a->ops = wr__xcalloc(1, sizeof(*a->ops));
-    p = put(a->buf, "q", 1);
-    p = put(p, q->key, q->klen);
-    p = put(p, &v, 1);
-    p = put(p, &q->qid, 8);
-    p = put(p, &q->created_ms, 8);
-    p = put(p, &q->attrs, sizeof(q->attrs));
-    if (meta_len)
-        put(p, wr_body_bytes(q->meta), meta_len);
+    a->key = queue_key(q, &klen);
+    wr__rec_queue(&a->sb, q);
     a->ops[0] = (wr_store_op_t){.kind = WR_STORE_PUT_META,
-                                .key = {a->buf, klen},
-                                .val = {a->buf + klen, vlen}};
+                                .key = {a->key, klen},
+                                .val = {a->sb.data, a->sb.size}};
     return write_waited(sh, r, a, 1);
 }
-
-#define MSG_HDR (1 + 1 + 4 + 4 + 4 + 8 + 8 + 8 + 8)
 
 wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_t first, size_t n)
 {
@@ -116,51 +116,33 @@ wr_err_t wr__persist_msgs(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, uint64_
 wr_err_t wr__persist_msgs_multi(wr__shard_t *sh, wr__req_t *r, wr__queue_t *const *qs,
                                 const uint64_t *firsts, size_t nq, size_t n)
 {
-    size_t k = 0, bytes = 0, off = 0;
+    size_t k = 0;
+    size_t *ends;
     aux_t *a;
 
+    for (size_t i = 0; i < nq; i++)
+        for (uint64_t p = firsts[i]; p < firsts[i] + n; p++)
+            if (wr__ix_slot(&qs[i]->ix, p)->m->flags & WR__MSG_PERSISTENT)
+                k++;
+    if (!k)
+        return WR_EAGAIN;
+    a = aux_new(k);
+    /* Offsets first: the buffer moves as it grows. */
+    ends = wr__xmalloc(k * sizeof(*ends));
+    k = 0;
     for (size_t i = 0; i < nq; i++) {
         for (uint64_t p = firsts[i]; p < firsts[i] + n; p++) {
             const wr__msg_t *m = wr__ix_slot(&qs[i]->ix, p)->m;
-            if (m->flags & WR__MSG_PERSISTENT) {
-                k++;
-                bytes += MSG_HDR + m->body->props_len + m->body->body_len;
-            }
+            if (!(m->flags & WR__MSG_PERSISTENT))
+                continue;
+            wr__rec_msg(&a->sb, m);
+            ends[k] = a->sb.size;
+            a->ops[k++] = (wr_store_op_t){.kind = WR_STORE_PUT_MSG, .q = qs[i]->qid, .seq = m->id};
         }
     }
-    if (!k)
-        return WR_EAGAIN;
-    a = wr__xcalloc(1, sizeof(*a));
-    a->ops = wr__xcalloc(k, sizeof(*a->ops));
-    a->buf = wr__xmalloc(bytes);
-    k = 0;
-    for (size_t i = 0; i < nq; i++) {
-    wr__queue_t *q = qs[i];
-    for (uint64_t p = firsts[i]; p < firsts[i] + n; p++) {
-        const wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
-        unsigned char *start = a->buf + off, *w = start, v = REC_V1, fl = (unsigned char)m->flags;
-        uint32_t plen = m->body->props_len, blen = m->body->body_len;
-        /* The route is not recorded yet (nor read back): v1 has no field. */
-        uint64_t producer = (m->flags & WR__MSG_ROUTE) ? 0 : m->producer;
-        if (!(m->flags & WR__MSG_PERSISTENT))
-            continue;
-        w = put(w, &v, 1);
-        w = put(w, &fl, 1);
-        w = put(w, &m->claim_count, 4);
-        w = put(w, &plen, 4);
-        w = put(w, &blen, 4);
-        w = put(w, &m->enqueued_ms, 8);
-        w = put(w, &m->ttl_ms, 8);
-        w = put(w, &m->visible_ms, 8);
-        w = put(w, &producer, 8);
-        w = put(w, m->body->data, (size_t)plen + blen);
-        a->ops[k++] = (wr_store_op_t){.kind = WR_STORE_PUT_MSG,
-                                      .q = q->qid,
-                                      .seq = m->id,
-                                      .val = {start, (size_t)(w - start)}};
-        off += (size_t)(w - start);
-    }
-    }
+    for (size_t j = 0, off = 0; j < k; off = ends[j], j++)
+        a->ops[j].val = (wr_bytes_t){a->sb.data + off, ends[j] - off};
+    free(ends);
     return write_waited(sh, r, a, k);
 }
 
@@ -173,23 +155,45 @@ static wr_store_op_t *del_slot(wr__shard_t *sh)
     return &sh->dels[sh->ndels++];
 }
 
-void wr__persist_del_msg(wr__shard_t *sh, const wr__queue_t *q, uint64_t id)
+void wr__persist_del_msg(wr__shard_t *sh, const wr__queue_t *q, const wr__msg_t *m)
 {
-    *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_MSG, .q = q->qid, .seq = id};
+    *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_MSG, .q = q->qid, .seq = m->id};
+    if (m->claim_count)
+        *del_slot(sh) =
+            (wr_store_op_t){.kind = WR_STORE_DEL_MSG, .q = q->qid | WR__QID_MARK, .seq = m->id};
+}
+
+void wr__persist_mark(wr__shard_t *sh, const wr__queue_t *q, const wr__msg_t *m)
+{
+    *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_PUT_MSG,
+                                    .q = q->qid | WR__QID_MARK,
+                                    .seq = m->id,
+                                    .val = {"", 0}};
+}
+
+void wr__msg_delivered(wr__shard_t *sh, const wr__queue_t *q, wr__msg_t *m, bool mark)
+{
+    if (m->claim_count++)
+        m->flags |= WR__MSG_REDELIVERED;
+    else if (mark && (m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q))
+        wr__persist_mark(sh, q, m);
 }
 
 void wr__persist_del_queue(wr__shard_t *sh, const wr__queue_t *q)
 {
-    /* The key bytes must outlive the queue: the flush copies them. */
-    char *key = wr__xmalloc(1 + q->klen);
+    /* The key bytes must outlive the queue: the flush frees them. */
+    size_t klen;
+    char *key = queue_key(q, &klen);
 
-    key[0] = 'q';
-    memcpy(key + 1, q->key, q->klen);
     *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_RANGE,
                                     .q = q->qid,
                                     .seq = 0,
                                     .seq_hi = UINT64_MAX};
-    *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_META, .key = {key, 1 + q->klen}};
+    *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_RANGE,
+                                    .q = q->qid | WR__QID_MARK,
+                                    .seq = 0,
+                                    .seq_hi = UINT64_MAX};
+    *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_META, .key = {key, klen}};
 }
 
 void wr__persist_flush(wr__shard_t *sh)

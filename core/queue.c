@@ -21,7 +21,7 @@
 /* ------------------------------------------------------------------------ */
 /* Lifecycle                                                                */
 
-static uint64_t wall_us(void)
+uint64_t wr__clock_id(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -55,7 +55,7 @@ wr__queue_t *wr__queue_new(wr__shard_t *sh, const char *key, size_t klen, size_t
     q->created_ms = now_ms;
     /* Ids start at the clock in us, so a queue deleted and declared again
      * never hands out an id its earlier self used. */
-    q->next_id = wall_us();
+    q->next_id = wr__clock_id();
     q->free_id = 0;
     q->next_claim_exp = INT64_MAX;
     reset_order(q);
@@ -220,7 +220,7 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
             m->claim->held--;
     }
     if ((m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q))
-        wr__persist_del_msg(sh, q, m->id);
+        wr__persist_del_msg(sh, q, m);
     wr_body_unref(m->body);
     wr_body_unref(wr__msg_route(m));
     free(m);

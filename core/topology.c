@@ -58,7 +58,7 @@ static bool is_amq(wr_slice_t name)
     return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
 }
 
-static wr__exch_t *exch_new(wr__topo_t *t, wr_slice_t name, uint8_t type, uint8_t flags)
+wr__exch_t *wr__exch_new(wr__topo_t *t, wr_slice_t name, uint8_t type, uint8_t flags)
 {
     wr__exch_t *e = wr__xcalloc(1, sizeof(*e) + name.len + 1);
 
@@ -82,7 +82,7 @@ wr__topo_t *wr__topo_find(const wr__shard_t *sh, const char *tenant, size_t tlen
     return wr__map_get(&sh->topos, wr__hash_key(tenant, tlen), tenant, tlen);
 }
 
-static wr__topo_t *topo_get(wr__shard_t *sh, const char *tenant, size_t tlen)
+wr__topo_t *wr__topo_get(wr__shard_t *sh, const char *tenant, size_t tlen)
 {
     wr__topo_t *t = wr__topo_find(sh, tenant, tlen);
 
@@ -93,7 +93,7 @@ static wr__topo_t *topo_get(wr__shard_t *sh, const char *tenant, size_t tlen)
     t->tlen = tlen;
     t->hash = wr__hash_key(t->tenant, tlen);
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
-        exch_new(t, (wr_slice_t){builtins[i].name, strlen(builtins[i].name)},
+        wr__exch_new(t, (wr_slice_t){builtins[i].name, strlen(builtins[i].name)},
                  (uint8_t)builtins[i].type, WR__EXF_DURABLE | WR__EXF_BUILTIN);
     wr__map_put(&sh->topos, t->hash, t->tenant, t->tlen, t);
     return t;
@@ -135,6 +135,7 @@ static wr__bind_t *bind_new(wr__exch_t *src, const wr__req_t *r)
     b->src = src;
     b->to_exch = r->in.topo.to_exch;
     b->hmode = r->in.topo.hmode;
+    b->durable = r->in.topo.dest_durable;
     b->dhash = r->in.topo.dhash;
     b->nargs = (uint32_t)r->in.topo.nargs;
     if (b->nargs)
@@ -220,6 +221,11 @@ static void bind_add(wr__exch_t *e, wr__bind_t *b)
     b->next = NULL;
     *head = b;
     e->nbind++;
+}
+
+void wr__topo_add_bind(wr__exch_t *e, const wr__req_t *r)
+{
+    bind_add(e, bind_new(e, r));
 }
 
 /* Unlinks b from its source; frees it. No cascade. */
@@ -449,7 +455,7 @@ static uint64_t apply(wr__topo_t *t, const wr__req_t *r)
     case WR__TM_EX_DECLARE:
         if (e)
             return 0;
-        exch_new(t, r->in.topo.name, r->in.topo.type, decl_flags(r->in.topo.flags));
+        wr__exch_new(t, r->in.topo.name, r->in.topo.type, decl_flags(r->in.topo.flags));
         return 1;
     case WR__TM_EX_DELETE:
         return e ? exch_delete(t, e) : 0;
@@ -481,15 +487,20 @@ static void finish(wr__req_t *r)
     wr__complete(r);
 }
 
+void wr__topo_replica_done(wr__req_t *r)
+{
+    if (atomic_fetch_sub_explicit(&r->pending, 1, memory_order_acq_rel) == 1)
+        finish(r);
+}
+
 static void on_apply(void *arg)
 {
     wr__req_t *r = arg;
     wr__shard_t *sh = wr__shard_current(r->core);
 
     sh->requests++;
-    apply(topo_get(sh, r->key, r->tlen), r);
-    if (atomic_fetch_sub_explicit(&r->pending, 1, memory_order_acq_rel) == 1)
-        finish(r);
+    apply(wr__topo_get(sh, r->key, r->tlen), r);
+    wr__topo_replica_done(r);
 }
 
 static void on_home(void *arg)
@@ -497,8 +508,8 @@ static void on_home(void *arg)
     wr__req_t *r = arg;
     wr__shard_t *sh = wr__shard_current(r->core);
     wr_core_t *core = r->core;
-    wr__topo_t *t = topo_get(sh, r->key, r->tlen);
-    bool noop;
+    wr__topo_t *t = wr__topo_get(sh, r->key, r->tlen);
+    bool noop, stored;
 
     sh->requests++;
     r->out.count.err = check(t, r, &noop);
@@ -507,11 +518,15 @@ static void on_home(void *arg)
         return;
     }
     r->out.count.count = apply(t, r);
-    if (core->nshards == 1) {
+    stored = wr__topo_store(sh, t, r);
+    if (core->nshards == 1 && !stored) {
         finish(r);
         return;
     }
-    atomic_init(&r->pending, core->nshards - 1);
+    /* The store write (if any) counts as one more replica to hear from. */
+    atomic_init(&r->pending, core->nshards - 1 + (stored ? 1u : 0u));
+    if (core->nshards == 1)
+        return;
     /* Once the last post is out, r may already be answered and freed. */
     for (unsigned i = 0, home = sh->idx; i < core->nshards; i++)
         if (i != home)
@@ -535,6 +550,8 @@ static void on_queue_check(void *arg)
         r->out.count.err = WR_ENOTFOUND;
     else if (!wr__queue_owner_ok(q, r->in.topo.owner))
         r->out.count.err = WR_ELOCKED;
+    else
+        r->in.topo.dest_durable = q->attrs.durable && !q->attrs.exclusive;
     if (r->out.count.err != WR_OK) {
         finish(r);
         return;
