@@ -218,12 +218,15 @@ void wr__persist_flush(wr__shard_t *sh)
 void wr__exec_stored(wr__shard_t *sh, wr__req_t *r)
 {
     if (r->store_err != WR_OK) {
+        /* A full disk is the client's to know (it may retry later); any
+         * other failure is the store's. */
+        wr_err_t err = r->store_err == WR_ENOSPACE ? WR_ENOSPACE : WR_EIO;
         wr_log(WR_LOG_WARN, WR_LOGC_STORE, "store write failed: %s", wr_strerror(r->store_err));
         if (r->op == WR__OP_PUBLISH) {
             wr__publish_rollback(sh, r);
-            r->out.publish.err = WR_EIO;
+            r->out.publish.err = err;
         } else if (r->op == WR__OP_DECLARE) {
-            r->out.declare.err = WR_EIO;
+            r->out.declare.err = err;
         } else if (r->op == WR__OP_ROUTE_PART) {
             wr__route_part_rollback(sh, r);
         }

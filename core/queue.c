@@ -412,9 +412,10 @@ void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
     res->messages = wr__queue_ready(q, now);
     res->consumers = q->nconsumers;
     if (write && wr__durable(sh->core, q)) {
-        if (wr__persist_queue(sh, q, r) == WR_OK)
+        wr_err_t err = wr__persist_queue(sh, q, r);
+        if (err == WR_OK)
             return; /* wr__exec_stored completes it */
-        res->err = WR_EIO;
+        res->err = err == WR_ENOSPACE ? WR_ENOSPACE : WR_EIO;
     }
     wr__complete(r);
 }

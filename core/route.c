@@ -329,8 +329,10 @@ void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r)
     /* The store sees the puts before any delete drop-head queues. */
     if (nd)
         err = wr__persist_msgs_multi(sh, r, dqs, firsts, nd, n);
-    if (err != WR_OK && err != WR_EAGAIN)
+    if (err != WR_OK && err != WR_EAGAIN) {
+        r->store_err = err;
         wr__route_part_rollback(sh, r);
+    }
     for (size_t k = 0; k < r->in.part.nt; k++) {
         wr__queue_t *q = r->in.part.t[k].q;
         if (!q || !r->in.part.t[k].stored)
@@ -356,7 +358,7 @@ void wr__route_part_rollback(wr__shard_t *sh, wr__req_t *r)
     size_t n = r->in.part.parent->in.route.n;
     uint64_t pos;
 
-    set_err(r->in.part.parent, WR_EIO);
+    set_err(r->in.part.parent, r->store_err == WR_ENOSPACE ? WR_ENOSPACE : WR_EIO);
     for (size_t k = 0; k < r->in.part.nt; k++) {
         wr__rtarget_t *t = &r->in.part.t[k];
         wr__queue_t *q;
