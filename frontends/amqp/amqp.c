@@ -580,7 +580,11 @@ static wr_err_t amqp_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
 static uint64_t amqp_inflight(wr_frontend_t *base)
 {
     amqp_fe_t *fe = (amqp_fe_t *)base;
-    return atomic_load_explicit(&fe->env.inflight, memory_order_relaxed);
+    uint64_t waiting = atomic_load_explicit(&fe->env.longpolls, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(&fe->env.inflight, memory_order_relaxed);
+
+    /* a parked claim that ends between the two loads: not below 0 */
+    return n > waiting ? n - waiting : 0;
 }
 
 void wr_amqp_metrics(wr_frontend_t *base, wr_amqp_metrics_t *out)

@@ -69,6 +69,10 @@ typedef struct wr_amqp_env {
     _Atomic uint64_t connections, connections_total, channels;
     _Atomic uint64_t auth_failures, protocol_errors;
     _Atomic uint64_t inflight; /* core requests not answered yet */
+    /* Of those, a consumer's parked long-poll claims (deliver.c): waiting for
+     * messages is not an in-flight write, so SIGTERM does not drain on them
+     * (the core's stop ends them); as the REST front end's longpolls. */
+    _Atomic uint64_t longpolls;
     /* Consumers by queue, every connection of this front end: exclusive
      * basic.consume and consumer counts (deliver.c). A zeroed mutex is a
      * valid one (glibc), so a memset env works. */

@@ -769,6 +769,17 @@ static void on_sub_deliver(void *arg, const wr_deliveries_t *b);
 static void on_sub_end(void *arg, uint64_t sub_id, wr_err_t why);
 static void on_subscribed(void *arg, const wr_sub_res_t *res);
 
+/* A consumer's claim request came back (or could not be sent). A parked one
+ * (waited) was also a long-poll: it may outlive its connection by its whole
+ * wait, as the core ends parked claims only when they are served, time out
+ * or at its stop; SIGTERM's drain does not count those (amqp_inflight). */
+static void claim_answered(wr_amqp_env_t *env, bool waited)
+{
+    if (waited)
+        atomic_fetch_sub_explicit(&env->longpolls, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&env->inflight, 1, memory_order_relaxed);
+}
+
 static void pump(wr_amqp_consumer_t *cons)
 {
     wr_amqp_conn_t *c = cons->c;
@@ -813,10 +824,12 @@ static void pump(wr_amqp_consumer_t *cons)
     cons->pending = true;
     wr__amqp_conn_ref(c);
     atomic_fetch_add_explicit(&c->env->inflight, 1, memory_order_relaxed);
+    if (cons->waited)
+        atomic_fetch_add_explicit(&c->env->longpolls, 1, memory_order_relaxed);
     if (wr_claim(c->env->core, tenant_of(c), qslice(cons->q), &o, c->loop, on_claimed, cons) !=
         WR_OK) {
         cons->pending = false;
-        atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
+        claim_answered(c->env, cons->waited);
         wr__amqp_conn_unref(c);
     }
 }
@@ -870,7 +883,7 @@ static void on_claimed(void *arg, const wr_msgs_res_t *res)
     bool waited = cons->waited;
 
     cons->pending = false;
-    atomic_fetch_sub_explicit(&c->env->inflight, 1, memory_order_relaxed);
+    claim_answered(c->env, waited);
     if (!ch || !c->out || c->state != WR_AMQP_S_OPEN || ch->state != WR_AMQP_CH_OPEN) {
         /* Cancelled meanwhile: what a held claim brought goes back. */
         if (res->err == WR_OK && res->n > 0)
