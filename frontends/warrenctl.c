@@ -5,8 +5,10 @@
  *
  * HTTP goes through libevent's evhttp client and JSON through jansson; there
  * is no hand-written protocol code here. Each command is one row of `cmds[]`
- * (name, arguments, help, function), so the admin commands still to come
- * (tenants, users, permissions) are one row and one function each.
+ * (name, arguments, help, function). The admin commands (tenant, user,
+ * grant, revoke, token, quota) use the admin API under /admin/v1 and need
+ * an admin's token: --token, else $WARREN_TOKEN (warrend writes one to
+ * DATA/admin.token on its first start).
  *
  * Exit status: 0 success, 1 the request failed (unreachable, HTTP error,
  * bad reply), 2 bad usage. Every failure prints one line to stderr.
@@ -20,6 +22,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +111,8 @@ static void on_error(enum evhttp_request_error e, void *arg)
 
 /* Sends one request and waits for its answer. Returns 0 when an HTTP
  * answer came (any status), -1 with r->err set otherwise. */
-static int http_do(const ctl_t *c, enum evhttp_cmd_type method, const char *path,
-                   const char *accept, resp_t *r)
+static int http_do_body(const ctl_t *c, enum evhttp_cmd_type method, const char *path,
+                        const char *accept, const char *body, resp_t *r)
 {
     struct evhttp_connection *conn;
     struct evhttp_request *req;
@@ -139,6 +142,10 @@ static int http_do(const ctl_t *c, enum evhttp_cmd_type method, const char *path
     evhttp_add_header(h, "User-Agent", "warrenctl");
     if (c->token)
         evhttp_add_header(h, "X-Auth-Token", c->token);
+    if (body) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    }
     snprintf(full, sizeof(full), "%s%s", c->prefix, path);
     /* On failure evhttp_make_request frees req itself. */
     if (evhttp_make_request(conn, req, method, full) != 0)
@@ -162,11 +169,12 @@ static void resp_free(resp_t *r)
  * reason (the Zaqar error body's description when there is one) and
  * returns -1.
  */
-static int get_ok(const ctl_t *c, const char *what, const char *path, const char *accept, resp_t *r)
+static int request_ok(const ctl_t *c, const char *what, enum evhttp_cmd_type method,
+                      const char *path, const char *accept, const char *body, resp_t *r)
 {
     json_t *j, *d;
 
-    if (http_do(c, EVHTTP_REQ_GET, path, accept, r) != 0) {
+    if (http_do_body(c, method, path, accept, body, r) != 0) {
         fprintf(stderr, "warrenctl: %s: cannot reach %s (is warrend running?): %s\n", what, c->url,
                 r->err);
         resp_free(r);
@@ -183,6 +191,11 @@ static int get_ok(const ctl_t *c, const char *what, const char *path, const char
     json_decref(j);
     resp_free(r);
     return -1;
+}
+
+static int get_ok(const ctl_t *c, const char *what, const char *path, const char *accept, resp_t *r)
+{
+    return request_ok(c, what, EVHTTP_REQ_GET, path, accept, NULL, r);
 }
 
 /* Parses the body as JSON; prints one line and returns NULL if it is not. */
@@ -325,22 +338,248 @@ static int cmd_metrics(const ctl_t *c, char **args)
     return 0;
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Admin commands (the admin API under /admin/v1, docs/rest-api.md)         */
+
+/* "/admin/v1/" + the parts, each percent-encoded, joined by '/'. */
+static void admin_path(char *out, size_t cap, const char *a, const char *b, const char *c_,
+                       const char *d)
+{
+    const char *parts[4] = {a, b, c_, d};
+    size_t n = (size_t)snprintf(out, cap, "/admin/v1");
+
+    for (int i = 0; i < 4 && parts[i] && n < cap; i++) {
+        char *enc = evhttp_uriencode(parts[i], -1, 0);
+        n += (size_t)snprintf(out + n, cap - n, "/%s", enc ? enc : "");
+        free(enc);
+    }
+}
+
+/* One admin request whose answer has no body worth printing. */
+static int admin_do(const ctl_t *c, const char *what, enum evhttp_cmd_type method,
+                    const char *path, json_t *body)
+{
+    char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    resp_t r;
+    int rc;
+
+    json_decref(body);
+    rc = request_ok(c, what, method, path, "application/json", b, &r);
+    free(b);
+    if (rc != 0)
+        return 1;
+    resp_free(&r);
+    return 0;
+}
+
+/* GET an admin path; returns the JSON answer or NULL after one line. */
+static json_t *admin_get(const ctl_t *c, const char *what, const char *path)
+{
+    resp_t r;
+    json_t *j;
+
+    if (request_ok(c, what, EVHTTP_REQ_GET, path, "application/json", NULL, &r) != 0)
+        return NULL;
+    j = body_json(what, &r);
+    resp_free(&r);
+    return j;
+}
+
+static int cmd_tenant_add(const ctl_t *c, char **args)
+{
+    char path[1024];
+
+    admin_path(path, sizeof(path), "tenants", args[0], NULL, NULL);
+    return admin_do(c, "tenant add", EVHTTP_REQ_PUT, path, NULL);
+}
+
+static int cmd_tenant_del(const ctl_t *c, char **args)
+{
+    char path[1024];
+
+    admin_path(path, sizeof(path), "tenants", args[0], NULL, NULL);
+    return admin_do(c, "tenant del", EVHTTP_REQ_DELETE, path, NULL);
+}
+
+/* Prints member `key` of every object of list `list` (or every string). */
+static int print_names(const ctl_t *c, const char *what, const char *path, const char *list,
+                       const char *key)
+{
+    json_t *j = admin_get(c, what, path), *l, *it;
+    size_t i;
+
+    if (!j)
+        return 1;
+    l = json_object_get(j, list);
+    if (!json_is_array(l)) {
+        fprintf(stderr, "warrenctl: %s: the answer has no \"%s\" list\n", what, list);
+        json_decref(j);
+        return 1;
+    }
+    json_array_foreach(l, i, it)
+    {
+        const char *s = json_string_value(key ? json_object_get(it, key) : it);
+        if (s)
+            printf("%s\n", s);
+    }
+    json_decref(j);
+    return 0;
+}
+
+static int cmd_tenant_list(const ctl_t *c, char **args)
+{
+    return print_names(c, "tenant list", "/admin/v1/tenants", "tenants", NULL);
+}
+
+static int cmd_user_add(const ctl_t *c, char **args)
+{
+    char path[1024];
+
+    admin_path(path, sizeof(path), "users", args[0], NULL, NULL);
+    return admin_do(c, "user add", EVHTTP_REQ_PUT, path, json_pack("{s:s}", "password", args[1]));
+}
+
+static int cmd_user_del(const ctl_t *c, char **args)
+{
+    char path[1024];
+
+    admin_path(path, sizeof(path), "users", args[0], NULL, NULL);
+    return admin_do(c, "user del", EVHTTP_REQ_DELETE, path, NULL);
+}
+
+static int cmd_user_list(const ctl_t *c, char **args)
+{
+    return print_names(c, "user list", "/admin/v1/users", "users", "name");
+}
+
+static int cmd_grant(const ctl_t *c, char **args)
+{
+    char path[1024];
+    json_t *body = json_object();
+
+    admin_path(path, sizeof(path), "grants", args[0], args[1], NULL);
+    /* CONFIGURE WRITE READ are all given or none (then ".*" each). */
+    if (args[2]) {
+        json_object_set_new(body, "configure", json_string(args[2]));
+        json_object_set_new(body, "write", json_string(args[3]));
+        json_object_set_new(body, "read", json_string(args[4]));
+    }
+    return admin_do(c, "grant", EVHTTP_REQ_PUT, path, body);
+}
+
+static int cmd_revoke(const ctl_t *c, char **args)
+{
+    char path[1024];
+
+    admin_path(path, sizeof(path), "grants", args[0], args[1], NULL);
+    return admin_do(c, "revoke", EVHTTP_REQ_DELETE, path, NULL);
+}
+
+static int cmd_token_add(const ctl_t *c, char **args)
+{
+    char *b = NULL;
+    json_t *body = json_pack("{s:s}", "user", args[0]), *j, *t;
+    resp_t r;
+    int rc;
+
+    b = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    rc = request_ok(c, "token add", EVHTTP_REQ_POST, "/admin/v1/tokens", "application/json", b,
+                    &r);
+    free(b);
+    if (rc != 0)
+        return 1;
+    j = body_json("token add", &r);
+    resp_free(&r);
+    t = j ? json_object_get(j, "token") : NULL;
+    if (!json_is_string(t)) {
+        if (j)
+            fprintf(stderr, "warrenctl: token add: the answer has no \"token\"\n");
+        json_decref(j);
+        return 1;
+    }
+    printf("%s\n", json_string_value(t)); /* the token and nothing else */
+    json_decref(j);
+    return 0;
+}
+
+static int cmd_token_del(const ctl_t *c, char **args)
+{
+    char path[1024];
+
+    admin_path(path, sizeof(path), "tokens", args[0], NULL, NULL);
+    return admin_do(c, "token del", EVHTTP_REQ_DELETE, path, NULL);
+}
+
+static int cmd_quota_set(const ctl_t *c, char **args)
+{
+    char path[1024], *end;
+    unsigned long long v;
+
+    if (args[2][0] < '0' || args[2][0] > '9' || (v = strtoull(args[2], &end, 10), *end) ||
+        v > INT64_MAX) {
+        fprintf(stderr, "warrenctl: quota set: VALUE '%s' is not a non-negative integer\n",
+                args[2]);
+        return 2;
+    }
+    admin_path(path, sizeof(path), "tenants", args[0], "quotas", args[1]);
+    return admin_do(c, "quota set", EVHTTP_REQ_PUT, path,
+                    json_pack("{s:I}", "value", (json_int_t)v));
+}
+
+static int cmd_quota_list(const ctl_t *c, char **args)
+{
+    char path[1024];
+    json_t *j, *q, *v;
+    const char *k;
+
+    admin_path(path, sizeof(path), "tenants", args[0], "quotas", NULL);
+    if (!(j = admin_get(c, "quota list", path)))
+        return 1;
+    q = json_object_get(j, "quotas");
+    json_object_foreach(q, k, v)
+    {
+        printf("%s %lld\n", k, (long long)json_integer_value(v));
+    }
+    json_decref(j);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The command table                                                        */
 
 typedef struct cmd {
     const char *name;
-    int nargs;        /* exact number of arguments after the name */
+    const char *sub;  /* second word ("tenant add"), or NULL */
+    int nargs;        /* arguments after the name */
+    int nargs_alt;    /* another accepted count (grant: 2 or 5), or -1 */
     const char *args; /* for usage */
     const char *help;
-    int (*run)(const ctl_t *c, char **args);
+    int (*run)(const ctl_t *c, char **args); /* args: NULL-terminated */
 } cmd_t;
 
 static const cmd_t cmds[] = {
-    {"health", 0, "", "check that warrend answers (GET /v2/health)", cmd_health},
-    {"queues", 0, "", "list the project's queues, one per line", cmd_queues},
-    {"stats", 1, "QUEUE", "a queue's message counts, as JSON", cmd_stats},
-    {"metrics", 0, "", "the Prometheus metrics text (GET /metrics)", cmd_metrics},
+    {"health", NULL, 0, -1, "", "check that warrend answers (GET /v2/health)", cmd_health},
+    {"queues", NULL, 0, -1, "", "list the project's queues, one per line", cmd_queues},
+    {"stats", NULL, 1, -1, "QUEUE", "a queue's message counts, as JSON", cmd_stats},
+    {"metrics", NULL, 0, -1, "", "the Prometheus metrics text (GET /metrics)", cmd_metrics},
+    {"tenant", "add", 1, -1, "NAME", "create a tenant (AMQP vhost, Zaqar project)",
+     cmd_tenant_add},
+    {"tenant", "del", 1, -1, "NAME", "delete a tenant (refused while it has queues)",
+     cmd_tenant_del},
+    {"tenant", "list", 0, -1, "", "the tenants, one per line", cmd_tenant_list},
+    {"user", "add", 2, -1, "NAME PASSWORD", "create a user or set its password", cmd_user_add},
+    {"user", "del", 1, -1, "NAME", "delete a user with its grants and tokens", cmd_user_del},
+    {"user", "list", 0, -1, "", "the users, one per line", cmd_user_list},
+    {"grant", NULL, 2, 5, "USER TENANT [CONFIGURE WRITE READ]",
+     "set a user's permissions (regexes, default .*)", cmd_grant},
+    {"revoke", NULL, 2, -1, "USER TENANT", "remove a user's permissions on a tenant", cmd_revoke},
+    {"token", "add", 1, -1, "USER", "a new token for the user (printed alone)", cmd_token_add},
+    {"token", "del", 1, -1, "TOKEN", "revoke a token", cmd_token_del},
+    {"quota", "set", 3, -1, "TENANT KEY VALUE", "store a quota setting", cmd_quota_set},
+    {"quota", "list", 1, -1, "TENANT", "a tenant's quota settings, \"KEY VALUE\" lines",
+     cmd_quota_list},
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -359,12 +598,17 @@ static void usage(FILE *out)
                  "\n"
                  "commands:\n");
     for (size_t i = 0; i < NCMDS; i++) {
-        char lhs[64];
-        snprintf(lhs, sizeof(lhs), "%s%s%s", cmds[i].name, cmds[i].args[0] ? " " : "",
-                 cmds[i].args);
-        fprintf(out, "  %-15s %s\n", lhs, cmds[i].help);
+        char lhs[80];
+        snprintf(lhs, sizeof(lhs), "%s%s%s%s%s", cmds[i].name, cmds[i].sub ? " " : "",
+                 cmds[i].sub ? cmds[i].sub : "", cmds[i].args[0] ? " " : "", cmds[i].args);
+        if (strlen(lhs) > 24)
+            fprintf(out, "  %s\n  %-24s %s\n", lhs, "", cmds[i].help);
+        else
+            fprintf(out, "  %-24s %s\n", lhs, cmds[i].help);
     }
-    fprintf(out, "\nexit status: 0 success, 1 request failed, 2 bad usage\n");
+    fprintf(out, "\nThe admin commands need an admin's token (--token or $WARREN_TOKEN; warrend\n"
+                 "writes one to DATA/admin.token on its first start).\n"
+                 "\nexit status: 0 success, 1 request failed, 2 bad usage\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -448,6 +692,8 @@ int main(int argc, char **argv)
     c.url = getenv("WARREN_URL") ? getenv("WARREN_URL") : DEFAULT_URL;
     c.project = getenv("WARREN_PROJECT") ? getenv("WARREN_PROJECT") : DEFAULT_PROJECT;
     c.token = getenv("WARREN_TOKEN");
+    if (c.token && !c.token[0])
+        c.token = NULL; /* an empty $WARREN_TOKEN is no token */
 
     for (i = 1; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -468,15 +714,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "warrenctl: no command given (see --help)\n");
         return 2;
     }
-    for (size_t k = 0; k < NCMDS; k++)
-        if (strcmp(argv[i], cmds[k].name) == 0)
+    for (size_t k = 0; k < NCMDS && !cmd; k++)
+        if (strcmp(argv[i], cmds[k].name) == 0 &&
+            (!cmds[k].sub || (i + 1 < argc && strcmp(argv[i + 1], cmds[k].sub) == 0)))
             cmd = &cmds[k];
     if (!cmd) {
-        fprintf(stderr, "warrenctl: unknown command '%s' (see --help)\n", argv[i]);
+        fprintf(stderr, "warrenctl: unknown command '%s%s%s' (see --help)\n", argv[i],
+                i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : "");
         return 2;
     }
-    if (argc - i - 1 != cmd->nargs) {
-        fprintf(stderr, "warrenctl: usage: warrenctl %s%s%s\n", cmd->name, cmd->args[0] ? " " : "",
+    if (cmd->sub)
+        i++;
+    if (argc - i - 1 != cmd->nargs && argc - i - 1 != cmd->nargs_alt) {
+        fprintf(stderr, "warrenctl: usage: warrenctl %s%s%s%s%s\n", cmd->name,
+                cmd->sub ? " " : "", cmd->sub ? cmd->sub : "", cmd->args[0] ? " " : "",
                 cmd->args);
         return 2;
     }
