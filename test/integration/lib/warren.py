@@ -2,8 +2,10 @@
 
 Layout:
   free_port()          a loopback port nobody listens on (bind port 0, read it, close)
-  Warren               one warrend process: start() on free ports with a fresh --data dir,
-                       wait for GET /v2/ping, stop() by pid with SIGTERM -> exit status
+  Warren               one warrend process: start() on free ports with a fresh --data dir
+                       (or the given data_dir), wait for GET /v2/ping, stop() by pid with
+                       SIGTERM -> exit status, kill() by pid with SIGKILL; start() again
+                       after stop()/kill() restarts on the same ports and data dir
   headers()            Zaqar request headers: X-Project-Id + a random Client-ID UUID
   Api                  a requests.Session bound to one base URL, project and Client-ID
   assert_error()       a 4xx reply with a Zaqar JSON error body ("title"/"description")
@@ -54,15 +56,17 @@ class WarrenError(RuntimeError):
 class Warren:
     """One warrend process on loopback. Use start()/stop() or a with-block."""
 
-    def __init__(self, binary=None, shards=None, extra_args=()):
+    def __init__(self, binary=None, shards=None, extra_args=(), data_dir=None,
+                 start_timeout=START_TIMEOUT):
         self.binary = binary or warren_bin()
         self.shards = shards
         self.extra_args = list(extra_args)
+        self.start_timeout = start_timeout
         self.proc = None
         self.http_port = None
         self.amqp_port = None
         self.tmpdir = None
-        self.data_dir = None
+        self.data_dir = data_dir
         self.stderr_path = None
         self.stdout_path = None
         self.returncode = None
@@ -85,36 +89,48 @@ class Warren:
         if not os.access(self.binary, os.X_OK):
             raise WarrenError("warrend binary not found or not executable: %s "
                               "(build it or set WARREN_BIN)" % self.binary)
+        if self.proc is None:
+            self._first_start()
+        argv = self.argv()
+        # A restart appends to the same logs, so log_tail() tells the whole story.
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(argv, cwd=self.tmpdir, env=self._env(),
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        self._wait_ready(argv)
+        return self
+
+    def _first_start(self):
         self.tmpdir = tempfile.mkdtemp(prefix="warren-it-")
-        self.data_dir = os.path.join(self.tmpdir, "data")
-        os.mkdir(self.data_dir)
+        if self.data_dir is None:
+            self.data_dir = os.path.join(self.tmpdir, "data")
+            os.mkdir(self.data_dir)
         self.stderr_path = os.path.join(self.tmpdir, "stderr.log")
         self.stdout_path = os.path.join(self.tmpdir, "stdout.log")
-        # Ports are picked just before the exec; a rare race with another process
-        # grabbing the same port shows up as a startup failure with the log.
+        # Ports are picked just before the first exec and kept for restarts; a rare
+        # race with another process grabbing one shows up as a startup failure.
         self.http_port = free_port()
         self.amqp_port = free_port()
         while self.amqp_port == self.http_port:
             self.amqp_port = free_port()
+
+    def argv(self):
         argv = [self.binary,
                 "--http", "127.0.0.1:%d" % self.http_port,
                 "--amqp", "127.0.0.1:%d" % self.amqp_port,
                 "--data", self.data_dir]
         if self.shards:
             argv += ["--shards", str(self.shards)]
-        argv += self.extra_args
+        return argv + self.extra_args
+
+    @staticmethod
+    def _env():
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        self.proc = subprocess.Popen(argv, cwd=self.tmpdir, env=env,
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=open(self.stdout_path, "wb"),
-                                     stderr=open(self.stderr_path, "wb"))
-        self._wait_ready(argv)
-        return self
+        return env
 
     def _wait_ready(self, argv):
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         last = None
         hdrs = headers("warren-it-startup")
         while time.monotonic() < deadline:
@@ -134,12 +150,18 @@ class Warren:
             time.sleep(0.05)
         self._kill()
         raise WarrenError("warrend did not answer GET /v2/ping within %.0f s (last: %r)\n"
-                          "argv: %s\n%s" % (START_TIMEOUT, last, " ".join(argv), self.log_tail()))
+                          "argv: %s\n%s" % (self.start_timeout, last, " ".join(argv), self.log_tail()))
 
     def _kill(self):
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+    def kill(self):
+        """SIGKILL by pid (a crash: nothing is flushed); returns the exit status."""
+        self._kill()
+        self.returncode = self.proc.returncode if self.proc else None
+        return self.returncode
 
     def stop(self):
         """SIGTERM by pid; returns the exit status (None if never started)."""
