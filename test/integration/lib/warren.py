@@ -85,7 +85,8 @@ class Warren:
                 out.append("--- warrend %s (last %d bytes) ---\n%s" % (label, limit, text))
         return "\n".join(out)
 
-    def start(self):
+    def start(self, wait=True):
+        """Starts warrend; with wait, until it answers GET /v2/ping."""
         if not os.access(self.binary, os.X_OK):
             raise WarrenError("warrend binary not found or not executable: %s "
                               "(build it or set WARREN_BIN)" % self.binary)
@@ -96,7 +97,8 @@ class Warren:
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(argv, cwd=self.tmpdir, env=self._env(),
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        self._wait_ready(argv)
+        if wait:
+            self._wait_ready(argv)
         return self
 
     def _first_start(self):
