@@ -38,6 +38,7 @@ typedef enum {
     OPT_PATH,   /* any non-empty string into a char[] */
     OPT_URL,    /* empty, or http(s)://... */
     OPT_LEVEL,  /* error|warn|info|debug */
+    OPT_CHOICE, /* one of the '|'-separated words of the row's metavar */
     OPT_CONFIG, /* --config FILE: command line only, read before the other flags */
     OPT_HELP,   /* --help: command line only, no value */
     OPT_VERSION /* --version: command line only, no value */
@@ -73,9 +74,16 @@ static const opt_t opts[] = {
      "etcd v3 endpoint for membership (empty: single node)"},
     {"log-level", OPT_LEVEL, FIELD(log_level), 0, "info", 0, 0, "LEVEL",
      "error, warn, info or debug"},
-    {"store", OPT_NAME, FIELD(store), 0, "memory", 0, 0, "NAME", "storage backend"},
+    {"store", OPT_CHOICE, FIELD(store), 0, "rocksdb", 0, 0, "rocksdb|memory",
+     "durable queues' store (memory: lost on restart)"},
     {"max-message-bytes", OPT_UINT, FIELD(max_message_bytes), 0, "262144", 1, 64u * 1024 * 1024,
      "N", "largest message body accepted, in bytes"},
+    {"fsync", OPT_CHOICE, FIELD(fsync), 0, "batch", 0, 0, "always|batch|never",
+     "store syncs: batch, always (acks too) or never"},
+    {"disk-free-limit", OPT_UINT, FIELD(disk_free_limit), 0, "50000000", 0, UINT64_MAX / 2,
+     "BYTES", "persistent writes stop below this much free disk"},
+    {"rest-durable", OPT_CHOICE, FIELD(rest_durable), 0, "true", 0, 0, "true|false",
+     "REST queues without \"_durable\" are durable"},
     {"help", OPT_HELP, NOFIELD, 0, NULL, 0, 0, NULL, "print this help and exit"},
     {"version", OPT_VERSION, NOFIELD, 0, NULL, 0, 0, NULL, "print the version and exit"},
 };
@@ -197,6 +205,21 @@ static wr_err_t set_addr(const opt_t *o, wr_config_t *cfg, const char *val, char
     return WR_OK;
 }
 
+/* Is val one of the '|'-separated words of choices? */
+static bool choice_ok(const char *choices, const char *val)
+{
+    size_t n = strlen(val);
+
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && n && memcmp(p, val, n) == 0)
+            return true;
+        p += len + (bar != NULL);
+    }
+    return false;
+}
+
 static wr_err_t set_value(const opt_t *o, wr_config_t *cfg, const char *val, char *why, size_t wlen)
 {
     switch (o->kind) {
@@ -206,6 +229,10 @@ static wr_err_t set_value(const opt_t *o, wr_config_t *cfg, const char *val, cha
         uint64_t v;
         if (parse_u64(val, o->min, o->max, &v, why, wlen) != WR_OK)
             return WR_EINVAL;
+        if (o->size == sizeof(uint64_t)) {
+            *(uint64_t *)(void *)((char *)cfg + o->off) = v;
+            return WR_OK;
+        }
         WR_ASSERT(o->size == sizeof(uint32_t));
         *(uint32_t *)(void *)((char *)cfg + o->off) = (uint32_t)v;
         return WR_OK;
@@ -243,6 +270,12 @@ static wr_err_t set_value(const opt_t *o, wr_config_t *cfg, const char *val, cha
         }
         return set_str(o, cfg, val, why, wlen);
     }
+    case OPT_CHOICE:
+        if (!choice_ok(o->metavar, val)) {
+            snprintf(why, wlen, "'%s' is not one of %s", val, o->metavar);
+            return WR_EINVAL;
+        }
+        return set_str(o, cfg, val, why, wlen);
     case OPT_CONFIG:
     case OPT_HELP:
     case OPT_VERSION:

@@ -23,8 +23,11 @@ typedef struct wr_config {
     char zone[64];         /* --zone NAME (default "default") */
     char etcd[256];        /* --etcd URL (default empty: single node) */
     char log_level[16];    /* --log-level error|warn|info|debug (default info) */
-    char store[32];        /* --store memory (default memory) */
+    char store[32];        /* --store rocksdb|memory (default rocksdb) */
     uint32_t max_message_bytes; /* --max-message-bytes (default 262144) */
+    char fsync[8];              /* --fsync always|batch|never (default batch) */
+    uint64_t disk_free_limit;   /* --disk-free-limit BYTES (default 50000000) */
+    char rest_durable[8];       /* --rest-durable true|false (default true) */
     /* REST: trust X-Project-Id without a token. On by default while the REST
      * listener is on loopback (the `make run` mode). */
     bool trust_project_header;

@@ -228,7 +228,13 @@ static int start(proc_t *p)
 {
     const wr_config_t *cfg = &p->cfg;
     const wr_store_ops_t *so;
-    wr_store_cfg_t scfg = {.dir = cfg->data_dir};
+    wr_store_cfg_t scfg = {
+        .dir = cfg->data_dir,
+        .fsync = strcmp(cfg->fsync, "always") == 0  ? WR_FSYNC_ALWAYS
+                 : strcmp(cfg->fsync, "never") == 0 ? WR_FSYNC_NEVER
+                                                    : WR_FSYNC_BATCH,
+        .disk_free_limit = cfg->disk_free_limit,
+    };
     wr_core_cfg_t ccfg = {0};
     wr_err_t err;
     size_t nl = 0;

@@ -176,7 +176,7 @@ static void on_publish(void *arg, const wr_publish_res_t *res)
         wr_queue_attrs_t attrs;
 
         st->created = true;
-        wr_rest_meta_attrs(NULL, &attrs);
+        wr_rest_meta_attrs(NULL, c->srv->limits.durable_default, &attrs);
         err = wr_queue_declare(c->srv->core, c->tenant, c->queue, &attrs, (wr_slice_t){NULL, 0}, 0,
                                c->loop, on_post_declare, c);
         if (err != WR_OK)

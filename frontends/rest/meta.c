@@ -160,12 +160,13 @@ const char *wr_rest_meta_check(const json_t *meta, uint32_t max_post)
     return why;
 }
 
-void wr_rest_meta_attrs(const json_t *meta, wr_queue_attrs_t *attrs)
+void wr_rest_meta_attrs(const json_t *meta, bool durable_default, wr_queue_attrs_t *attrs)
 {
     const json_t *v;
 
     *attrs = (wr_queue_attrs_t){0};
     attrs->default_ttl_ms = (int64_t)WR_REST_MSG_TTL_DEFAULT * 1000;
+    attrs->durable = durable_default;
     if (!meta)
         return;
     v = json_object_get(meta, "_default_message_ttl");
@@ -178,7 +179,7 @@ void wr_rest_meta_attrs(const json_t *meta, wr_queue_attrs_t *attrs)
     if (v && is_int(v) && int_of(v) > 0 && int_of(v) <= UINT32_MAX)
         attrs->max_post_bytes = (uint32_t)int_of(v);
     v = json_object_get(meta, "_durable");
-    attrs->durable = v && json_is_true(v);
+    attrs->durable = v ? json_is_true(v) : durable_default;
 }
 
 void wr_rest_meta_fill_defaults(json_t *meta, uint32_t max_post)

@@ -83,7 +83,7 @@ void wr_rest_queue_put(wr_rest_call_t *c, const wr_rest_req_t *req)
         wr_rest_fail(c, 400, NULL, why);
         return;
     }
-    wr_rest_meta_attrs(meta, &attrs);
+    wr_rest_meta_attrs(meta, c->srv->limits.durable_default, &attrs);
     meta_blob(meta, &blob);
     json_decref(meta);
     /* flags 0: an existing queue keeps its metadata (Zaqar's create). */
@@ -388,7 +388,7 @@ static void on_patch_stat(void *arg, const wr_queue_stat_res_t *res)
     attrs = res->attrs;
     {
         wr_queue_attrs_t m;
-        wr_rest_meta_attrs(meta, &m);
+        wr_rest_meta_attrs(meta, false, &m);
         attrs.default_ttl_ms = m.default_ttl_ms;
         attrs.default_delay_ms = m.default_delay_ms;
         attrs.max_post_bytes = m.max_post_bytes;

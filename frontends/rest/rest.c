@@ -612,6 +612,7 @@ static wr_err_t rest_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
     if (cfg->max_message_bytes > 0)
         fe->srv.limits.max_body_bytes = cfg->max_message_bytes;
     fe->srv.limits.trust_project_header = cfg->trust_project_header;
+    fe->srv.limits.durable_default = strcmp(cfg->rest_durable, "true") == 0;
     pthread_mutex_init(&fe->mu, NULL);
     pthread_cond_init(&fe->cv, NULL);
     fe->n = wr_core_shards(core);

@@ -96,6 +96,7 @@ typedef struct wr_rest_limits {
     uint32_t max_body_bytes;   /* whole request body; default 262144 */
     uint32_t max_wait_ms;      /* ceiling of the wait= long-poll; default 20000 */
     bool trust_project_header; /* accept X-Project-Id without a token */
+    bool durable_default;      /* queues without "_durable" are durable */
 } wr_rest_limits_t;
 
 /* Process-wide state of the REST layer: the core, limits and counters. */

@@ -159,8 +159,9 @@ const char *wr_rest_meta_check(const json_t *meta, uint32_t max_post);
 
 /* Maps the reserved keys onto core attributes: _default_message_ttl (else
  * 3600 s), _default_message_delay, _max_messages_post_size, and warren's
- * own _durable (bool). Every other attribute is zero (meta may be NULL). */
-void wr_rest_meta_attrs(const json_t *meta, wr_queue_attrs_t *attrs);
+ * own _durable (bool, else durable_default). Every other attribute is zero
+ * (meta may be NULL). */
+void wr_rest_meta_attrs(const json_t *meta, bool durable_default, wr_queue_attrs_t *attrs);
 
 /* Fills the reserved keys a GET shows when missing or falsy. */
 void wr_rest_meta_fill_defaults(json_t *meta, uint32_t max_post);

@@ -69,8 +69,11 @@ Test(config, defaults)
     cr_assert_str_eq(c.zone, "default");
     cr_assert_str_eq(c.etcd, "");
     cr_assert_str_eq(c.log_level, "info");
-    cr_assert_str_eq(c.store, "memory");
+    cr_assert_str_eq(c.store, "rocksdb");
     cr_assert_eq(c.max_message_bytes, 262144);
+    cr_assert_str_eq(c.fsync, "batch");
+    cr_assert_eq(c.disk_free_limit, 50000000);
+    cr_assert_str_eq(c.rest_durable, "true");
     cr_assert(c.trust_project_header);
 }
 
@@ -173,7 +176,7 @@ Test(config, file_then_flags_override)
     cr_assert_str_eq(c.zone, "from-file");
     cr_assert_eq(c.max_message_bytes, 4096);
     cr_assert_eq(c.shards, 5);           /* the flag wins, even given before --config */
-    cr_assert_str_eq(c.store, "memory"); /* untouched: default */
+    cr_assert_str_eq(c.store, "rocksdb"); /* untouched: default */
     unlink(path);
     free(path);
     cap_close(&out);
@@ -302,7 +305,8 @@ Test(config, help_lists_every_flag)
     static const char *const flags[] = {
         "--config FILE", "--amqp ADDR:PORT",      "--http ADDR:PORT", "--data DIR",
         "--shards N",    "--zone NAME",           "--etcd URL",       "--log-level LEVEL",
-        "--store NAME",  "--max-message-bytes N", "--help",           "--version"};
+        "--store rocksdb|memory", "--max-message-bytes N", "--help", "--version",
+        "--fsync always|batch|never", "--disk-free-limit BYTES", "--rest-durable true|false"};
 
     cap_open(&out);
     cap_open(&err);
@@ -312,6 +316,31 @@ Test(config, help_lists_every_flag)
         cr_assert(strstr(cap_text(&out), flags[i]), "--help lacks %s", flags[i]);
     cr_assert(strstr(cap_text(&out), "default 127.0.0.1:8888"));
     cr_assert_str_eq(cap_text(&err), "");
+    cap_close(&out);
+    cap_close(&err);
+}
+
+Test(config, choices_are_checked)
+{
+    wr_config_t c;
+    cap_t out, err;
+    bool exit_now = false;
+    char *ok[] = {"warrend", "--fsync", "never", "--store=memory", "--disk-free-limit", "0",
+                  "--rest-durable", "false", NULL};
+    char *bad[] = {"warrend", "--fsync", "sometimes", NULL};
+    char *bad_store[] = {"warrend", "--store", "mongodb", NULL};
+
+    cap_open(&out);
+    cap_open(&err);
+    cr_assert_eq(parse(&c, &out, &err, &exit_now, ok), WR_OK, "%s", cap_text(&err));
+    cr_assert_str_eq(c.fsync, "never");
+    cr_assert_str_eq(c.store, "memory");
+    cr_assert_eq(c.disk_free_limit, 0);
+    cr_assert_str_eq(c.rest_durable, "false");
+    cr_assert_eq(parse(&c, &out, &err, &exit_now, bad), WR_EINVAL);
+    cr_assert(strstr(cap_text(&err), "'sometimes' is not one of always|batch|never"), "%s",
+              cap_text(&err));
+    cr_assert_eq(parse(&c, &out, &err, &exit_now, bad_store), WR_EINVAL);
     cap_close(&out);
     cap_close(&err);
 }

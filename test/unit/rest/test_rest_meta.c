@@ -77,7 +77,7 @@ Test(rest_meta, attrs_mapping)
     wr_queue_attrs_t a;
 
     memset(&a, 0xff, sizeof(a));
-    wr_rest_meta_attrs(m, &a);
+    wr_rest_meta_attrs(m, false, &a);
     cr_assert_eq(a.default_ttl_ms, 999000);
     cr_assert_eq(a.default_delay_ms, 30000);
     cr_assert_eq(a.max_post_bytes, 1023);
@@ -86,11 +86,14 @@ Test(rest_meta, attrs_mapping)
     cr_assert_eq(a.overflow, WR_OVERFLOW_DROP_HEAD);
     json_decref(m);
 
-    wr_rest_meta_attrs(NULL, &a);
+    wr_rest_meta_attrs(NULL, false, &a);
     cr_assert_eq(a.default_ttl_ms, 3600000, "Zaqar's default TTL");
     cr_assert_eq(a.default_delay_ms, 0);
     cr_assert_eq(a.max_post_bytes, 0);
     cr_assert_not(a.durable);
+    /* The server default (--rest-durable) applies when the key is absent. */
+    wr_rest_meta_attrs(NULL, true, &a);
+    cr_assert(a.durable);
 }
 
 Test(rest_meta, get_fills_reserved_defaults)
