@@ -39,6 +39,7 @@ typedef enum {
     OPT_URL,    /* empty, or http(s)://... */
     OPT_LEVEL,  /* error|warn|info|debug */
     OPT_CHOICE, /* one of the '|'-separated words of the row's metavar */
+    OPT_AUTH,   /* loopback|required */
     OPT_CONFIG, /* --config FILE: command line only, read before the other flags */
     OPT_HELP,   /* --help: command line only, no value */
     OPT_VERSION /* --version: command line only, no value */
@@ -84,6 +85,8 @@ static const opt_t opts[] = {
      "BYTES", "persistent writes stop below this much free disk"},
     {"rest-durable", OPT_CHOICE, FIELD(rest_durable), 0, "true", 0, 0, "true|false",
      "REST queues without \"_durable\" are durable"},
+    {"auth", OPT_AUTH, FIELD(auth), 0, "loopback", 0, 0, "MODE",
+     "loopback or required (see docs/security.md)"},
     {"help", OPT_HELP, NOFIELD, 0, NULL, 0, 0, NULL, "print this help and exit"},
     {"version", OPT_VERSION, NOFIELD, 0, NULL, 0, 0, NULL, "print the version and exit"},
 };
@@ -270,6 +273,12 @@ static wr_err_t set_value(const opt_t *o, wr_config_t *cfg, const char *val, cha
         }
         return set_str(o, cfg, val, why, wlen);
     }
+    case OPT_AUTH:
+        if (strcmp(val, "loopback") != 0 && strcmp(val, "required") != 0) {
+            snprintf(why, wlen, "'%s' is not loopback or required", val);
+            return WR_EINVAL;
+        }
+        return set_str(o, cfg, val, why, wlen);
     case OPT_CHOICE:
         if (!choice_ok(o->metavar, val)) {
             snprintf(why, wlen, "'%s' is not one of %s", val, o->metavar);
@@ -301,7 +310,8 @@ static bool is_loopback(const char *addr)
 /* Settings computed from others, refreshed after every change. */
 static void derive(wr_config_t *cfg)
 {
-    cfg->trust_project_header = is_loopback(cfg->http_addr);
+    cfg->auth_required = strcmp(cfg->auth, "required") == 0 || !is_loopback(cfg->http_addr);
+    cfg->trust_project_header = !cfg->auth_required;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -485,7 +495,7 @@ void wr_config_usage(FILE *out)
                  "Precedence: built-in defaults < --config file < flags. In the file, keys\n"
                  "are the flag names without dashes (e.g. `http = 127.0.0.1:8888`), in\n"
                  "section [warren] or before any section. While --http is a loopback\n"
-                 "address, REST trusts X-Project-Id without a token.\n"
+                 "address and --auth is loopback, REST trusts X-Project-Id without a token.\n"
                  "\n"
                  "flags:\n");
     for (size_t i = 0; i < NOPTS; i++) {

@@ -28,8 +28,12 @@ typedef struct wr_config {
     char fsync[8];              /* --fsync always|batch|never (default batch) */
     uint64_t disk_free_limit;   /* --disk-free-limit BYTES (default 50000000) */
     char rest_durable[8];       /* --rest-durable true|false (default true) */
-    /* REST: trust X-Project-Id without a token. On by default while the REST
-     * listener is on loopback (the `make run` mode). */
+    char auth[16];         /* --auth loopback|required (default loopback) */
+    /* Derived: credentials are required on both protocols (--auth required,
+     * or the REST listener is not on loopback). */
+    bool auth_required;
+    /* REST: trust X-Project-Id without a token (= !auth_required). On by
+     * default while the REST listener is on loopback (the `make run` mode). */
     bool trust_project_header;
 } wr_config_t;
 

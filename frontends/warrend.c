@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../backends/backend.h"
+#include "../core/auth.h"
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/wr.h"
@@ -156,6 +157,67 @@ static int probe_port(const char *addr, uint16_t port)
     return rc;
 }
 
+/*
+ * DATA/admin.token: the admin user's token, so `warrenctl` (and scripts) on
+ * this machine can use the admin API. The first start creates it
+ * (O_CREAT|O_EXCL, mode 0600: only warrend's user reads it) with a new
+ * random token; later starts read it back and register it again. With a
+ * durable store that is a no-op (its hash is stored); with the memory store
+ * nothing survived, so the same token works again and scripts keep reading
+ * one file. To retire the token, delete the file and restart (a new one is
+ * written); `warrenctl token del` alone lasts until the next start.
+ * Returns 0, or -1 after printing why.
+ */
+static int admin_token(wr_auth_t *a, const char *dir)
+{
+    char path[1100], tok[WR_AUTH_TOKEN_HEX + 2];
+    wr_slice_t admin = {WR_AUTH_ADMIN, strlen(WR_AUTH_ADMIN)};
+    ssize_t n;
+    wr_err_t err;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/admin.token", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        wr_auth_token_new(tok);
+        tok[WR_AUTH_TOKEN_HEX] = '\n';
+        if (fchmod(fd, 0600) != 0 || write(fd, tok, WR_AUTH_TOKEN_HEX + 1) != WR_AUTH_TOKEN_HEX + 1 ||
+            fsync(fd) != 0) {
+            fprintf(stderr, "warrend: cannot write %s: %s\n", path, strerror(errno));
+            close(fd);
+            unlink(path);
+            return -1;
+        }
+        close(fd);
+    } else if (errno == EEXIST) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        n = fd >= 0 ? read(fd, tok, WR_AUTH_TOKEN_HEX + 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (n < WR_AUTH_TOKEN_HEX) {
+            fprintf(stderr, "warrend: %s does not hold a token (64 hex digits); remove it to get "
+                    "a new one\n", path);
+            return -1;
+        }
+    } else {
+        fprintf(stderr, "warrend: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    tok[WR_AUTH_TOKEN_HEX] = '\0';
+    err = wr_auth_token_register(a, admin, tok);
+    wr_auth_token_new(tok); /* overwrite the copy on the stack */
+    if (err == WR_ENOTFOUND) {
+        wr_log(WR_LOG_WARN, WR_LOGC_CORE, "user '%s' was deleted: %s is not registered",
+               WR_AUTH_ADMIN, path);
+        return 0;
+    }
+    if (err != WR_OK) {
+        fprintf(stderr, "warrend: cannot register %s: %s\n", path, wr_strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
 /* The listener a front end owns, by its name, so errors can name the flag. */
 typedef struct listener {
     const char *frontend; /* wr_frontend_ops_t.name */
@@ -199,6 +261,7 @@ typedef struct proc {
     int lock_fd;
     wr_store_t *store;
     wr_core_t *core;
+    wr_auth_t *auth;
     wr_frontend_t *fe[MAX_FRONTENDS];
     size_t nfe;
     listener_t listeners[2];
@@ -207,13 +270,19 @@ typedef struct proc {
 /* Frees in reverse order of startup; safe on a partly started proc. */
 static void teardown(proc_t *p)
 {
+    /* The registry's threads answer on the shard loops: before they stop. */
+    wr_auth_stop(p->auth);
     if (p->core)
         wr_core_stop(p->core);
     for (size_t i = p->nfe; i-- > 0;)
         p->fe[i]->ops->free(p->fe[i]);
     p->nfe = 0;
+    if (p->core)
+        wr_core_set_auth(p->core, NULL);
     wr_core_free(p->core);
     p->core = NULL;
+    wr_auth_free(p->auth);
+    p->auth = NULL;
     wr_store_close(p->store);
     p->store = NULL;
     if (p->lock_fd >= 0)
@@ -285,6 +354,17 @@ static int start(proc_t *p)
         p->core = NULL;
         return -1;
     }
+
+    /* Tenants, users, grants and tokens: from the store, before serving. */
+    err = wr_auth_new(p->store, NULL, &p->auth);
+    if (err != WR_OK) {
+        fprintf(stderr, "warrend: cannot load the auth registry: %s\n", wr_strerror(err));
+        p->auth = NULL;
+        return -1;
+    }
+    wr_core_set_auth(p->core, p->auth);
+    if (admin_token(p->auth, cfg->data_dir) != 0)
+        return -1;
 
     for (size_t i = 0; wr_frontends[i]; i++) {
         const wr_frontend_ops_t *ops = wr_frontends[i];
@@ -397,8 +477,9 @@ int main(int argc, char **argv)
     else
         snprintf(amqp, sizeof(amqp), "off");
     wr_log(WR_LOG_INFO, WR_LOGC_CORE,
-           "warrend ready http=%s shards=%u amqp=%s zone=%s store=%s data=%s", http,
-           wr_core_shards(p.core), amqp, p.cfg.zone, p.cfg.store, p.cfg.data_dir);
+           "warrend ready http=%s shards=%u amqp=%s zone=%s store=%s data=%s auth=%s", http,
+           wr_core_shards(p.core), amqp, p.cfg.zone, p.cfg.store, p.cfg.data_dir,
+           p.cfg.auth_required ? "required" : "loopback");
 
     do {
         sig = sigwaitinfo(&sigs, NULL);

@@ -34,6 +34,7 @@
 
 #include "../../core/log.h"
 #include "amqp.h"
+#include "../../core/auth.h"
 #include "amqp_int.h"
 
 typedef struct sock sock_t;
@@ -547,6 +548,8 @@ static wr_err_t amqp_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
         return WR_ENOMEM;
     fe->base.ops = &wr_amqp_ops;
     fe->env.core = core;
+    fe->env.auth = wr_core_auth(core);
+    fe->env.auth_required = cfg->auth_required;
     fe->env.max_message_bytes = cfg->max_message_bytes;
     fe->nshards = wr_core_shards(core);
     fe->shards = calloc(fe->nshards ? fe->nshards : 1, sizeof(*fe->shards));

@@ -69,6 +69,10 @@ typedef struct wr_amqp_env {
     _Atomic uint64_t connections, connections_total, channels;
     _Atomic uint64_t auth_failures, protocol_errors;
     _Atomic uint64_t inflight; /* core requests not answered yet */
+    /* Users and permissions (core/auth.h); NULL: guest/guest from loopback
+     * only, everything allowed (unit tests, fuzzing). */
+    struct wr_auth *auth;
+    bool auth_required; /* --auth required: no open vhosts for local guests */
     /* Of those, a consumer's parked long-poll claims (deliver.c): waiting for
      * messages is not an in-flight write, so SIGTERM does not drain on them
      * (the core's stop ends them); as the REST front end's longpolls. */
@@ -179,6 +183,13 @@ wr_err_t wr__amqp_auth_parse(amqp_bytes_t mechanism, amqp_bytes_t response, amqp
 wr_err_t wr__amqp_auth_check(const wr_amqp_creds_t *creds, bool loopback,
                              const char **why /* OUT */);
 
+/* How a connection's operations are checked (c->who, set at connection.open). */
+#define WR_AMQP_WHO_OPEN 0  /* no registry, or an unregistered vhost in loopback
+                               mode from a loopback peer: everything allowed */
+#define WR_AMQP_WHO_USER 1  /* the user's grants on the vhost */
+#define WR_AMQP_WHO_ADMIN 2 /* an admin: everything */
+
+
 /* The mechanisms we offer in connection.start, space-separated. */
 #define WR_AMQP_MECHANISMS "PLAIN AMQPLAIN"
 
@@ -247,6 +258,13 @@ struct wr_amqp_conn {
 
     /* From start-ok and open. */
     bool cap_auth_failure_close; /* the client announced authentication_failure_close */
+    bool authenticating;         /* the verifier has the password: read nothing */
+    bool cap_amqplain;           /* logged in with AMQPLAIN (for the refusal text) */
+    uint8_t who;                 /* WR_AMQP_WHO_* */
+    unsigned uflags;             /* the user's WR_USER_* flags */
+    uint64_t perm_gen;           /* registry generation of the cached publish check */
+    char perm_exchange[WR_NAME_MAX + 1]; /* the last exchange allowed for write */
+    int perm_exchange_len;               /* -1: none */
     char user[256];
     char tenant[WR_NAME_MAX + 1];
     size_t tenant_len;
@@ -265,6 +283,9 @@ struct wr_amqp_conn {
     /* Messaging: core calls, gathering, deliveries (ops.c, publish.c, deliver.c). */
     wr_loop_t *loop;          /* reply loop of core calls: the loop the socket is on */
     bool cap_cancel_notify;   /* the client announced consumer_cancel_notify */
+    bool cap_blocked;         /* the client announced connection.blocked */
+    bool blocked;             /* we sent connection.blocked (store full) */
+    int64_t blocked_check_ms; /* when the store was last asked while blocked */
     uint64_t chan_serial;     /* last channel serial given out */
     size_t backlog_bytes;     /* bytes held in channel backlogs */
     bool want_pump;           /* consumers wait for the output to drain */
@@ -324,6 +345,13 @@ void wr__amqp_conn_error(wr_amqp_conn_t *c, uint16_t code, amqp_method_number_t 
 /* Sends a method frame on channel ch (0: connection) with the connection's
  * frame_max. A failure to encode is a bug in the caller: connection 541. */
 void wr__amqp_send(wr_amqp_conn_t *c, uint16_t ch, amqp_method_number_t id, void *decoded);
+
+/* blocked.c: connection.blocked while the store is full (persistent
+ * publishes are nacked then), connection.unblocked once it has room. Call
+ * after a publish failed for lack of space, and from the connection's tick. */
+void wr__amqp_blocked_check(wr_amqp_conn_t *c, int64_t now_ms);
+/* How often a blocked connection asks whether the store has room again. */
+#define WR_AMQP_BLOCKED_POLL_MS 250
 
 /* Handlers of connection.* methods (channel 0). */
 typedef struct wr_amqp_call wr_amqp_call_t;
@@ -506,6 +534,11 @@ void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f);
 /* Calls m's handler with the assembled content (from channel.c). */
 void wr__amqp_call(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_method_t *m,
                    const wr_amqp_call_t *call);
+
+/* perm.c: before a method with a channel runs, may the connection's user
+ * do it (RabbitMQ's configure/write/read rules)? False after raising 403
+ * ACCESS_REFUSED on the channel. */
+bool wr__amqp_permitted(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
 
 #define WR_AMQP_CLASS(id) ((uint16_t)((id) >> 16))
 #define WR_AMQP_METHOD(id) ((uint16_t)((id)&0xFFFFu))

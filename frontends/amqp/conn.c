@@ -26,6 +26,7 @@
 
 #include <event2/buffer.h>
 
+#include "../../core/auth.h"
 #include "../../core/log.h"
 #include "amqp_int.h"
 
@@ -76,6 +77,7 @@ wr_amqp_conn_t *wr__amqp_conn_new(wr_amqp_env_t *env, struct evbuffer *out, cons
     c->frame_max = WR_AMQP_FRAME_MAX;
     c->channel_max = WR_AMQP_CHANNEL_MAX;
     c->heartbeat_s = 0;
+    c->perm_exchange_len = -1;
     c->now_ms = c->started_ms = c->last_recv_ms = c->last_sent_ms = now_ms;
     init_amqp_pool(&c->frame_pool, 4096);
     c->counted = true;
@@ -263,11 +265,12 @@ static amqp_table_entry_t entry_bool(const char *key, bool val)
 
 static void send_start(wr_amqp_conn_t *c)
 {
-    /* Only what really works (connection.blocked is not sent yet). */
+    /* Only what really works. */
     amqp_table_entry_t caps[] = {
         entry_bool("publisher_confirms", true), entry_bool("exchange_exchange_bindings", true),
         entry_bool("basic.nack", true),         entry_bool("consumer_cancel_notify", true),
         entry_bool("per_consumer_qos", true),   entry_bool("authentication_failure_close", true),
+        entry_bool("connection.blocked", true),
     };
     amqp_table_entry_t props[] = {
         entry_str("product", WR_AMQP_PRODUCT),
@@ -317,12 +320,58 @@ static void printable(char *dst, size_t cap, amqp_bytes_t b)
     dst[n] = '\0';
 }
 
+/* A refused login: 403 to clients that announced authentication_failure_close,
+ * a plain close to the others (RabbitMQ). */
+static void refuse_login(wr_amqp_conn_t *c, amqp_method_number_t cause, const char *mech,
+                         const char *user, const char *why)
+{
+    atomic_fetch_add_explicit(&c->env->auth_failures, 1, memory_order_relaxed);
+    wr_log(WR_LOG_WARN, WR_LOGC_AMQP, "conn=%llu peer=%s login refused user=\"%s\": %s",
+           (unsigned long long)c->id, c->peer, user, why);
+    wr__amqp_conn_error(c, AMQP_ACCESS_REFUSED, cause,
+                        "Login was refused using authentication mechanism %s. "
+                        "For details see the broker logfile.",
+                        mech);
+}
+
+static void send_tune(wr_amqp_conn_t *c)
+{
+    amqp_connection_tune_t tune;
+
+    tune.channel_max = WR_AMQP_CHANNEL_MAX;
+    tune.frame_max = WR_AMQP_FRAME_MAX;
+    tune.heartbeat = WR_AMQP_HEARTBEAT_S;
+    c->state = WR_AMQP_S_TUNE;
+    wr__amqp_send(c, 0, AMQP_CONNECTION_TUNE_METHOD, &tune);
+}
+
+/* The verifier's answer (core/auth.c), on the connection's loop. The
+ * connection kept reading nothing meanwhile (c->authenticating). */
+static void on_login(void *arg, const wr_auth_res_t *res)
+{
+    wr_amqp_conn_t *c = arg;
+
+    c->authenticating = false;
+    if (c->out && c->state == WR_AMQP_S_START) {
+        if (res->err == WR_OK) {
+            c->uflags = res->flags;
+            send_tune(c);
+        } else {
+            refuse_login(c, AMQP_CONNECTION_START_OK_METHOD,
+                         c->cap_amqplain ? "AMQPLAIN" : "PLAIN", c->user,
+                         res->err == WR_ESHUTDOWN ? "shutting down"
+                                                  : res->why ? res->why : "invalid credentials");
+        }
+        wr__amqp_conn_kick(c);
+    }
+    wr__amqp_conn_unref(c);
+}
+
 void wr__amqp_on_start_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_connection_start_ok_t *m = call->args;
     const amqp_field_value_t *caps, *afc;
     wr_amqp_creds_t creds;
-    amqp_connection_tune_t tune;
     const char *why = NULL;
     char mech[32];
     wr_err_t err;
@@ -339,12 +388,35 @@ void wr__amqp_on_start_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_c
             afc && afc->kind == AMQP_FIELD_KIND_BOOLEAN && afc->value.boolean;
         afc = table_get(&caps->value.table, "consumer_cancel_notify");
         c->cap_cancel_notify = afc && afc->kind == AMQP_FIELD_KIND_BOOLEAN && afc->value.boolean;
+        afc = table_get(&caps->value.table, "connection.blocked");
+        c->cap_blocked = afc && afc->kind == AMQP_FIELD_KIND_BOOLEAN && afc->value.boolean;
     }
     printable(mech, sizeof(mech), m->mechanism);
     err = wr__amqp_auth_parse(m->mechanism, m->response, &c->frame_pool, &creds);
     if (err == WR_EINVAL) {
         wr__amqp_conn_error(c, AMQP_COMMAND_INVALID, call->id,
                             "unknown authentication mechanism '%s'", mech);
+        return;
+    }
+    if (err == WR_OK && c->env->auth) {
+        /* Users of the registry: the password goes to the verifier thread
+         * (tens of ms); nothing more is read until it answers. */
+        printable(c->user, sizeof(c->user), creds.user);
+        c->cap_amqplain = bytes_is(m->mechanism, "AMQPLAIN");
+        if (creds.user.len > WR_AUTH_NAME_MAX || memchr(creds.user.bytes, 0, creds.user.len)) {
+            refuse_login(c, call->id, mech, c->user, "invalid credentials");
+            return;
+        }
+        c->authenticating = true;
+        wr__amqp_conn_ref(c);
+        err = wr_auth_login(c->env->auth, wr__amqp_slice(creds.user), wr__amqp_slice(creds.pass),
+                            c->loopback, c->loop, on_login, c);
+        if (err != WR_OK) {
+            c->authenticating = false;
+            wr__amqp_conn_unref(c);
+            refuse_login(c, call->id, mech, c->user,
+                         err == WR_EBUSY ? "too many logins in progress" : wr_strerror(err));
+        }
         return;
     }
     if (err == WR_OK)
@@ -355,21 +427,11 @@ void wr__amqp_on_start_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_c
         char user[64] = "";
         if (why && strcmp(why, "malformed response") != 0)
             printable(user, sizeof(user), creds.user);
-        atomic_fetch_add_explicit(&c->env->auth_failures, 1, memory_order_relaxed);
-        wr_log(WR_LOG_WARN, WR_LOGC_AMQP, "conn=%llu peer=%s login refused user=\"%s\": %s",
-               (unsigned long long)c->id, c->peer, user, why);
-        wr__amqp_conn_error(c, AMQP_ACCESS_REFUSED, call->id,
-                            "Login was refused using authentication mechanism %s. "
-                            "For details see the broker logfile.",
-                            mech);
+        refuse_login(c, call->id, mech, user, why);
         return;
     }
     printable(c->user, sizeof(c->user), creds.user);
-    tune.channel_max = WR_AMQP_CHANNEL_MAX;
-    tune.frame_max = WR_AMQP_FRAME_MAX;
-    tune.heartbeat = WR_AMQP_HEARTBEAT_S;
-    c->state = WR_AMQP_S_TUNE;
-    wr__amqp_send(c, 0, AMQP_CONNECTION_TUNE_METHOD, &tune);
+    send_tune(c);
 }
 
 void wr__amqp_on_secure_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
@@ -405,6 +467,35 @@ void wr__amqp_on_tune_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_ca
     c->state = WR_AMQP_S_OPENING;
 }
 
+/*
+ * May the logged-in user open c->tenant? Sets c->who. Admins: any vhost.
+ * Others: a registered tenant they are granted. In --auth loopback mode a
+ * vhost that is no registered tenant stays open to loopback peers, as
+ * every vhost was before the registry (and as X-Project-Id on REST).
+ */
+static bool vhost_allowed(wr_amqp_conn_t *c)
+{
+    wr_slice_t user = {c->user, strlen(c->user)}, tenant = {c->tenant, c->tenant_len};
+    wr_err_t err;
+
+    if (!c->env->auth) {
+        c->who = WR_AMQP_WHO_OPEN;
+        return true;
+    }
+    if (c->uflags & WR_USER_ADMIN) {
+        c->who = WR_AMQP_WHO_ADMIN;
+        return true;
+    }
+    err = wr_auth_tenant_access(c->env->auth, user, tenant);
+    if (err == WR_ENOTFOUND && !c->env->auth_required && c->loopback &&
+        !wr_auth_tenant_exists(c->env->auth, tenant)) {
+        c->who = WR_AMQP_WHO_OPEN;
+        return true;
+    }
+    c->who = WR_AMQP_WHO_USER;
+    return err == WR_OK;
+}
+
 void wr__amqp_on_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_connection_open_t *o = call->args;
@@ -430,6 +521,12 @@ void wr__amqp_on_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_
         memcpy(c->tenant, o->virtual_host.bytes, o->virtual_host.len);
         c->tenant[o->virtual_host.len] = '\0';
         c->tenant_len = o->virtual_host.len;
+    }
+    if (!vhost_allowed(c)) {
+        wr__amqp_conn_error(c, AMQP_NOT_ALLOWED, call->id,
+                            "access to vhost '%s' refused for user '%s'", vhost, c->user);
+        c->tenant_len = 0; /* owns nothing there: no wr_owner_gone */
+        return;
     }
     c->state = WR_AMQP_S_OPEN;
     wr__amqp_send(c, 0, AMQP_CONNECTION_OPEN_OK_METHOD, &ok);
@@ -623,6 +720,8 @@ void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms)
         }
         if (evbuffer_get_length(c->out) > WR_AMQP_OUT_HIGH)
             break; /* back-pressure: the host stops reading until it drains */
+        if (c->authenticating)
+            break; /* frames after start-ok wait for the verifier (on_login) */
 
         if (c->state == WR_AMQP_S_HEADER) {
             size_t n = evbuffer_get_length(in);

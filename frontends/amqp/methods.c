@@ -135,6 +135,8 @@ static uint32_t get32(const uint8_t *p)
 void wr__amqp_call(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_method_t *m,
                    const wr_amqp_call_t *call)
 {
+    if (ch && !wr__amqp_permitted(c, ch, call)) /* raised 403 */
+        return;
     m->fn(c, ch, call);
 }
 
@@ -226,6 +228,7 @@ void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
     call.id = id;
     call.channel = f->channel;
     /* ch may be freed by the handler (channel.close-ok): not used after. */
-    m->fn(c, ch, &call);
+    if (!ch || wr__amqp_permitted(c, ch, &call)) /* else a 403 was raised */
+        m->fn(c, ch, &call);
     recycle_amqp_pool(&c->frame_pool);
 }

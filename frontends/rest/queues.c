@@ -871,7 +871,7 @@ static void on_scan(void *arg, const wr_queue_list_res_t *res);
 static void scan_next(wr_rest_call_t *c)
 {
     qlist_t *l = c->st;
-    bool filtering = l->nfilters > 0 || l->name_len > 0;
+    bool filtering = l->nfilters > 0 || l->name_len > 0 || c->who == WR_REST_WHO_USER;
     uint32_t n = filtering ? LIST_SCAN_PAGE : l->limit;
     wr_err_t err = wr_queue_list(c->srv->core, c->tenant, (wr_slice_t){l->scan, l->scan_len}, n,
                                  l->detailed || l->nfilters > 0, c->loop, on_scan, c);
@@ -884,7 +884,7 @@ static void on_scan(void *arg, const wr_queue_list_res_t *res)
 {
     wr_rest_call_t *c = arg;
     qlist_t *l = c->st;
-    bool filtering = l->nfilters > 0 || l->name_len > 0;
+    bool filtering = l->nfilters > 0 || l->name_len > 0 || c->who == WR_REST_WHO_USER;
 
     if (res->err != WR_OK) {
         wr_rest_fail_err(c, res->err, "Queues could not be listed");
@@ -896,7 +896,8 @@ static void on_scan(void *arg, const wr_queue_list_res_t *res)
 
         l->scan_len = it->name.len <= WR_NAME_MAX ? it->name.len : WR_NAME_MAX;
         memcpy(l->scan, it->name.ptr, l->scan_len);
-        if (!name_match(l, it->name))
+        /* A user sees the queues it has a permission on (issue 5). */
+        if (!name_match(l, it->name) || !wr_rest_may_see(c, it->name))
             continue;
         if (l->detailed || l->nfilters > 0)
             meta = wr_rest_meta_load(it->meta);

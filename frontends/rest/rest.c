@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../../core/auth.h"
 #include "../../core/log.h"
 #include "rest_int.h"
 
@@ -397,6 +398,8 @@ static void on_done(void *arg, wr_rest_resp_t *resp)
         add_header(req, "Allow", resp->allow, false);
     if (resp->accept_patch)
         add_header(req, "Accept-Patch", resp->accept_patch, false);
+    if (resp->www_authenticate)
+        add_header(req, "WWW-Authenticate", resp->www_authenticate, false);
     if (resp->body.len > 0 && req->method != htp_method_HEAD) {
         /* Hand the buffer over instead of copying it. */
         evbuffer_add_reference(req->buffer_out, resp->body.p, resp->body.len, free_body,
@@ -419,6 +422,21 @@ static void reply_and_close(evhtp_request_t *req, uint16_t status, const char *t
     evbuffer_add_printf(req->buffer_out, "{\"title\": \"%s\", \"description\": \"%s\"}", title,
                         desc);
     evhtp_send_reply(req, status);
+}
+
+/* Loopback users (guest) may use HTTP Basic only from these. */
+static bool peer_is_loopback(const struct sockaddr *sa)
+{
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a6) ||
+               (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+    }
+    return false;
 }
 
 static void on_request(evhtp_request_t *req, void *arg)
@@ -445,6 +463,7 @@ static void on_request(evhtp_request_t *req, void *arg)
     r.body_len = blen;
     r.has_body = evhtp_kv_find(req->headers_in, "Content-Length") ||
                  evhtp_kv_find(req->headers_in, "Transfer-Encoding");
+    r.peer_loopback = peer_is_loopback(req->conn->saddr);
     if (!version_served(req->conn->parser)) { /* a request without headers */
         /* Answer in a version the client can read, then close. */
         htparser_set_major(req->conn->parser, 1);
@@ -613,6 +632,7 @@ static wr_err_t rest_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
         fe->srv.limits.max_body_bytes = cfg->max_message_bytes;
     fe->srv.limits.trust_project_header = cfg->trust_project_header;
     fe->srv.limits.durable_default = strcmp(cfg->rest_durable, "true") == 0;
+    fe->srv.auth = wr_core_auth(core);
     pthread_mutex_init(&fe->mu, NULL);
     pthread_cond_init(&fe->cv, NULL);
     fe->n = wr_core_shards(core);

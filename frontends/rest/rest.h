@@ -65,6 +65,7 @@ typedef struct wr_rest_req {
     const char *body;
     size_t body_len;
     bool has_body; /* Content-Length or Transfer-Encoding was given */
+    bool peer_loopback; /* the client connected from a loopback address */
     /* Not the transport's (leave NULL): wr_rest_handle() sets it to the
      * parsed query for the handlers. */
     const struct wr_rest_args *args;
@@ -83,6 +84,7 @@ typedef struct wr_rest_resp {
     const char *content_type; /* static string; NULL when there is no body */
     const char *allow;        /* static: the Allow header of a 405 */
     const char *accept_patch; /* static: the Accept-Patch header of a 415 */
+    const char *www_authenticate; /* static: the WWW-Authenticate header of a 401 */
     wr_rest_buf_t location;   /* Location header, when len > 0 */
     wr_rest_buf_t body;
 } wr_rest_resp_t;
@@ -99,10 +101,15 @@ typedef struct wr_rest_limits {
     bool durable_default;      /* queues without "_durable" are durable */
 } wr_rest_limits_t;
 
+struct wr_auth;
+
 /* Process-wide state of the REST layer: the core, limits and counters. */
 typedef struct wr_rest_server {
     wr_core_t *core;
     wr_rest_limits_t limits;
+    /* Credentials and permissions (core/auth.h); NULL: none are checked and
+     * requests without credentials act as before (unit tests, fuzzing). */
+    struct wr_auth *auth;
     _Atomic uint64_t requests_total; /* requests dispatched */
     _Atomic int64_t connections;     /* open HTTP connections (adapter) */
     _Atomic int64_t inflight;        /* requests waiting for the core */

@@ -42,6 +42,7 @@
 #define WR_REST_PATH_MAX 1024   /* decoded path bytes */
 #define WR_REST_ID_LEN 24       /* formatted message / claim id */
 #define WR_REST_PARAM_MAX 128   /* {id} path parameter kept (longer is no id) */
+#define WR_REST_USER_MAX 128    /* user names (= WR_AUTH_NAME_MAX) */
 
 /* ------------------------------------------------------------------------ */
 /* Output buffers and JSON (json.c)                                         */
@@ -195,6 +196,17 @@ typedef enum {
     WR_RT_SUBS,         /* /v2/queues/{q}/subscriptions */
     WR_RT_SUB,          /* /v2/queues/{q}/subscriptions/{id} */
     WR_RT_SUB_CONFIRM,  /* /v2/queues/{q}/subscriptions/{id}/confirm */
+    /* The admin API (admin.c): {a} is m->queue, {b} is m->id. */
+    WR_RT_ADMIN_TENANTS, /* /admin/v1/tenants */
+    WR_RT_ADMIN_TENANT,  /* /admin/v1/tenants/{a} */
+    WR_RT_ADMIN_QUOTAS,  /* /admin/v1/tenants/{a}/quotas */
+    WR_RT_ADMIN_QUOTA,   /* /admin/v1/tenants/{a}/quotas/{b} */
+    WR_RT_ADMIN_USERS,   /* /admin/v1/users */
+    WR_RT_ADMIN_USER,    /* /admin/v1/users/{a} */
+    WR_RT_ADMIN_GRANTS,  /* /admin/v1/grants */
+    WR_RT_ADMIN_GRANT,   /* /admin/v1/grants/{a}/{b} (user, tenant) */
+    WR_RT_ADMIN_TOKENS,  /* /admin/v1/tokens */
+    WR_RT_ADMIN_TOKEN,   /* /admin/v1/tokens/{a} */
     WR_RT_COUNT,
     WR_RT_NONE = WR_RT_COUNT
 } wr_rest_route_id_t;
@@ -247,10 +259,24 @@ struct wr_rest_call {
     void *st;
     void (*st_free)(void *st);
 
+    /* Who asks (auth.c of this folder): the user, and how to check it. */
+    uint8_t who;     /* WR_REST_WHO_* */
+    bool authn;      /* wr_rest_authenticate done */
+    unsigned uflags; /* the user's WR_USER_* flags */
+    char user[WR_REST_USER_MAX + 1];
+
     char tenant_buf[WR_NAME_MAX + 1];
     char queue_buf[WR_REST_QUEUE_MAX + 1];
     char param_buf[WR_REST_PARAM_MAX + 1];
 };
+
+/* How a call's permissions are checked (c->who). */
+#define WR_REST_WHO_UNKNOWN 0 /* not authorized yet */
+#define WR_REST_WHO_OPEN 1    /* no registry, or an unregistered tenant in loopback
+                                 mode: everything is allowed (as before issue 5) */
+#define WR_REST_WHO_USER 2    /* c->user's grants on c->tenant */
+#define WR_REST_WHO_ADMIN 3   /* an admin: everything, the admin API too */
+#define WR_REST_UFLAG_ADMIN 0x01u /* = WR_USER_ADMIN (c->uflags) */
 
 /* Sends the response and frees the call. */
 void wr_rest_finish(wr_rest_call_t *c);
@@ -294,6 +320,34 @@ void wr_rest_fail_400(wr_rest_call_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* ------------------------------------------------------------------------ */
+/* Authentication and permissions (auth.c)                                  */
+
+/* What a route needs besides the tenant (wr_rest_route_perm). */
+#define WR_REST_PERM_NONE (-1) /* nothing (ping, health, home) */
+#define WR_REST_PERM_ANY (-2)  /* any of configure, write, read on the queue */
+
+/*
+ * Who sends the request: X-Auth-Token, else HTTP Basic, else nobody (only
+ * on a trusting listener: the call then acts as guest). Fills c->user,
+ * c->uflags. Returns 1 when known, 0 after failing the call (401), -1 when
+ * Basic needs the slow hash: the request was saved and is dispatched again
+ * (by `redo`) once the verifier answered.
+ */
+int wr_rest_authenticate(wr_rest_call_t *c, const wr_rest_req_t *req,
+                         void (*redo)(wr_rest_call_t *c, const wr_rest_req_t *req));
+
+/* After the Zaqar hooks set c->tenant: may the caller use it, and do `perm`
+ * (a wr_perm_t or WR_REST_PERM_*) on c->queue? Sets c->who. False after
+ * failing the call (403). */
+bool wr_rest_authorize(wr_rest_call_t *c, int perm);
+
+/* The permission a route and method need. */
+int wr_rest_route_perm(wr_rest_route_id_t r, wr_rest_method_t m);
+
+/* True if the caller may see queue `name` of c->tenant (queue lists). */
+bool wr_rest_may_see(const wr_rest_call_t *c, wr_slice_t name);
+
+/* ------------------------------------------------------------------------ */
 /* Handlers                                                                 */
 
 /* Reads the query parameter as falcon's get_param_as_int and checks
@@ -335,6 +389,8 @@ void wr_rest_msgs_get(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_msgs_delete(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_msg_get(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_msg_delete(wr_rest_call_t *c, const wr_rest_req_t *req);
+
+void wr_rest_admin(wr_rest_call_t *c, const wr_rest_req_t *req); /* admin.c */
 
 void wr_rest_claims_post(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_claim_get(wr_rest_call_t *c, const wr_rest_req_t *req);

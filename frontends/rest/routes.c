@@ -34,6 +34,7 @@ typedef struct route {
     bool zaqar;     /* runs Zaqar's hooks */
     bool scoped;    /* needs Client-ID and X-Project-Id */
     bool has_queue; /* has a {queue_name} */
+    bool admin;     /* the admin API: an admin's credentials, always */
 } route_t;
 
 #define GET_ [WR_REST_GET]
@@ -86,6 +87,21 @@ static const route_t routes[WR_RT_COUNT] = {
                    true,
                    true},
     [WR_RT_SUB_CONFIRM] = {"PUT", {PUT_ = wr_rest_not_implemented}, true, true, true},
+#define ADMIN_ROUTE(allow, ...) {allow, {__VA_ARGS__}, false, false, false, true}
+    [WR_RT_ADMIN_TENANTS] = ADMIN_ROUTE("GET", GET_ = wr_rest_admin),
+    [WR_RT_ADMIN_TENANT] = ADMIN_ROUTE("GET, PUT, DELETE", GET_ = wr_rest_admin,
+                                       PUT_ = wr_rest_admin, DELETE_ = wr_rest_admin),
+    [WR_RT_ADMIN_QUOTAS] = ADMIN_ROUTE("GET", GET_ = wr_rest_admin),
+    [WR_RT_ADMIN_QUOTA] = ADMIN_ROUTE("PUT", PUT_ = wr_rest_admin),
+    [WR_RT_ADMIN_USERS] = ADMIN_ROUTE("GET", GET_ = wr_rest_admin),
+    [WR_RT_ADMIN_USER] = ADMIN_ROUTE("PUT, DELETE", PUT_ = wr_rest_admin,
+                                     DELETE_ = wr_rest_admin),
+    [WR_RT_ADMIN_GRANTS] = ADMIN_ROUTE("GET", GET_ = wr_rest_admin),
+    [WR_RT_ADMIN_GRANT] = ADMIN_ROUTE("PUT, DELETE", PUT_ = wr_rest_admin,
+                                      DELETE_ = wr_rest_admin),
+    [WR_RT_ADMIN_TOKENS] = ADMIN_ROUTE("POST", POST_ = wr_rest_admin),
+    [WR_RT_ADMIN_TOKEN] = ADMIN_ROUTE("DELETE", DELETE_ = wr_rest_admin),
+#undef ADMIN_ROUTE
 };
 
 const char *wr_rest_route_allow(wr_rest_route_id_t r)
@@ -103,6 +119,37 @@ wr_rest_handler_fn wr_rest_route_handler(wr_rest_route_id_t r, wr_rest_method_t 
 static bool seg_is(const char *s, size_t n, const char *lit)
 {
     return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+/* /admin/v1/ + seg[0..ns): {a} goes to m->queue, {b} to m->id. */
+static bool match_admin(const char *const *seg, const size_t *len, size_t ns,
+                        wr_rest_match_t *m)
+{
+    if (ns >= 2) {
+        m->queue = seg[1];
+        m->queue_len = len[1];
+    }
+    if (ns >= 3) {
+        m->id = seg[ns - 1];
+        m->id_len = len[ns - 1];
+    }
+    if (seg_is(seg[0], len[0], "tenants")) {
+        if (ns == 1)
+            m->route = WR_RT_ADMIN_TENANTS;
+        else if (ns == 2)
+            m->route = WR_RT_ADMIN_TENANT;
+        else if (seg_is(seg[2], len[2], "quotas"))
+            m->route = ns == 3 ? WR_RT_ADMIN_QUOTAS : ns == 4 ? WR_RT_ADMIN_QUOTA : WR_RT_NONE;
+    } else if (seg_is(seg[0], len[0], "users") && ns <= 2) {
+        m->route = ns == 1 ? WR_RT_ADMIN_USERS : WR_RT_ADMIN_USER;
+    } else if (seg_is(seg[0], len[0], "grants") && ns != 2 && ns <= 3) {
+        m->route = ns == 1 ? WR_RT_ADMIN_GRANTS : WR_RT_ADMIN_GRANT;
+    } else if (seg_is(seg[0], len[0], "tokens") && ns <= 2) {
+        m->route = ns == 1 ? WR_RT_ADMIN_TOKENS : WR_RT_ADMIN_TOKEN;
+    }
+    if (m->route == WR_RT_ADMIN_QUOTAS)
+        m->id = NULL;
+    return m->route != WR_RT_NONE;
 }
 
 bool wr_rest_route_match(const char *path, size_t n, wr_rest_match_t *m)
@@ -138,6 +185,8 @@ bool wr_rest_route_match(const char *path, size_t n, wr_rest_match_t *m)
         m->route = WR_RT_METRICS;
         return true;
     }
+    if (ns >= 3 && seg_is(seg[0], len[0], "admin") && seg_is(seg[1], len[1], "v1"))
+        return match_admin(seg + 2, len + 2, ns - 2, m);
     if (!seg_is(seg[0], len[0], "v2"))
         return false;
     if (ns == 1) {
@@ -317,6 +366,8 @@ static const char *trim(const char *h, size_t *len)
     return h;
 }
 
+static void redo(wr_rest_call_t *c, const wr_rest_req_t *req);
+
 /* Zaqar's before-hooks. Returns false after failing the call. */
 static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t *rt,
                       const wr_rest_match_t *m)
@@ -344,14 +395,10 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
     }
     if (!rt->scoped)
         return true;
-    if (!c->srv->limits.trust_project_header) {
-        /* Token authentication comes later; until then a listener that is
-         * not trusted to take X-Project-Id at its word serves nobody. */
-        wr_rest_fail(c, 401, NULL,
-                     "This listener does not accept X-Project-Id without a token, and token "
-                     "authentication is not available yet.");
+    /* Who asks (X-Auth-Token, Basic, or a trusting listener): 401 or,
+     * for Basic, the request waits for the verifier and comes back. */
+    if (!c->authn && wr_rest_authenticate(c, req, redo) <= 0)
         return false;
-    }
     h = hdr(req, "Client-ID");
     if (!h) {
         wr_rest_fail(c, 400, "Missing header value", "The Client-ID header is required.");
@@ -389,6 +436,67 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
         memcpy(c->queue_buf, m->queue, m->queue_len);
         c->queue = (wr_slice_t){c->queue_buf, m->queue_len};
     }
+    return wr_rest_authorize(c, wr_rest_route_perm(m->route, req->method));
+}
+
+/* The admin API: an admin's credentials, whatever the listener. */
+static bool admin_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const wr_rest_match_t *m)
+{
+    if (!c->srv->auth) {
+        wr_rest_fail(c, 404, NULL, "This server has no admin API.");
+        return false;
+    }
+    if (!c->authn) {
+        if (!hdr(req, "X-Auth-Token") && !hdr(req, "Authorization")) {
+            c->resp.www_authenticate = "Basic realm=\"warren\"";
+            wr_rest_fail(c, 401, NULL,
+                         "The admin API needs an admin's X-Auth-Token or HTTP Basic credentials.");
+            return false;
+        }
+        if (wr_rest_authenticate(c, req, redo) <= 0)
+            return false;
+    }
+    if (!(c->uflags & WR_REST_UFLAG_ADMIN)) {
+        wr_rest_fail(c, 403, NULL, "The admin API is for users with the admin role.");
+        return false;
+    }
+    c->who = WR_REST_WHO_ADMIN;
+    /* {a}: a tenant (tenant_buf) or a user or token (param_buf); {b}: a
+     * tenant (grants: tenant_buf), or a quota key (param_buf). Lengths are
+     * checked by the handlers against the registry's rules. */
+    if (m->route == WR_RT_ADMIN_GRANT) {
+        if (m->queue_len > WR_REST_PARAM_MAX || m->id_len > WR_NAME_MAX) {
+            wr_rest_fail(c, 400, NULL, "The user or tenant name is too long.");
+            return false;
+        }
+        memcpy(c->param_buf, m->queue, m->queue_len);
+        c->param_buf[m->queue_len] = '\0';
+        c->param = c->param_buf;
+        c->param_len = m->queue_len;
+        memcpy(c->tenant_buf, m->id, m->id_len);
+        c->tenant_buf[m->id_len] = '\0';
+        c->tenant = (wr_slice_t){c->tenant_buf, m->id_len};
+        return true;
+    }
+    if (m->queue) {
+        bool tenant = m->route == WR_RT_ADMIN_TENANT || m->route == WR_RT_ADMIN_QUOTAS ||
+                      m->route == WR_RT_ADMIN_QUOTA;
+        size_t max = tenant ? WR_NAME_MAX : WR_REST_PARAM_MAX;
+        char *dst = tenant ? c->tenant_buf : c->param_buf;
+
+        if (m->queue_len > max) {
+            wr_rest_fail(c, 400, NULL, "The name in the path is too long.");
+            return false;
+        }
+        memcpy(dst, m->queue, m->queue_len);
+        dst[m->queue_len] = '\0';
+        if (tenant) {
+            c->tenant = (wr_slice_t){c->tenant_buf, m->queue_len};
+        } else {
+            c->param = c->param_buf;
+            c->param_len = m->queue_len;
+        }
+    }
     return true;
 }
 
@@ -408,6 +516,8 @@ static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req, const char *pa
     rt = &routes[m.route];
     if (rt->zaqar && !run_hooks(c, req, rt, &m))
         return;
+    if (rt->admin && !admin_hooks(c, req, &m))
+        return;
     h = wr_rest_route_handler(m.route, req->method);
     if (!h) {
         wr_rest_error(c, 405, NULL, "The method is not allowed on this resource.");
@@ -415,7 +525,13 @@ static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req, const char *pa
         wr_rest_finish(c);
         return;
     }
-    if (m.id) {
+    if (rt->admin && m.route == WR_RT_ADMIN_QUOTA) {
+        size_t kn = m.id_len < 63 ? m.id_len : 63;
+        memcpy(c->queue_buf, m.id, kn); /* the quota key */
+        c->queue_buf[kn] = '\0';
+        c->queue = (wr_slice_t){c->queue_buf, m.id_len == kn ? kn : 0}; /* 0: no key */
+    }
+    if (m.id && !rt->admin) {
         /* An id longer than this cannot be one of ours: keep a prefix and a
          * length that no id parser accepts. */
         size_t idn = m.id_len <= WR_REST_PARAM_MAX ? m.id_len : WR_REST_PARAM_MAX;
@@ -443,26 +559,15 @@ void wr_rest_server_init(wr_rest_server_t *srv, wr_core_t *core)
 
 _Static_assert(sizeof(wr_rest_call_t) <= 1000, "keep a call in glibc's tcache");
 
-bool wr_rest_handle(wr_rest_server_t *srv, wr_loop_t *loop, const wr_rest_req_t *req,
-                    wr_rest_done_cb done, void *arg)
+/* Decodes path and query and dispatches: a new request, or one coming back
+ * from the password verifier (redo). */
+static void handle(wr_rest_call_t *c, const wr_rest_req_t *req)
 {
-    wr_rest_call_t *c = calloc(1, sizeof(*c));
     wr_rest_req_t r = *req;
     wr_rest_args_t args;
-    bool finished = false;
     size_t plen = 0;
     char *path;
 
-    if (!c)
-        wr_panic(__FILE__, __LINE__, "out of memory");
-    c->srv = srv;
-    c->loop = loop;
-    c->done = done;
-    c->done_arg = arg;
-    c->finished = &finished;
-    c->method = req->method;
-    c->route = WR_RT_NONE;
-    atomic_fetch_add_explicit(&srv->requests_total, 1, memory_order_relaxed);
     /* The handlers get the path and the query decoded, by libevent and
      * evhtp. Both live until the handler returns, as the request does. */
     path = wr_rest_uri_decode(req->path, req->path_len, false, &plen);
@@ -474,6 +579,30 @@ bool wr_rest_handle(wr_rest_server_t *srv, wr_loop_t *loop, const wr_rest_req_t 
         wr_rest_args_free(&args);
     }
     free(path);
+}
+
+static void redo(wr_rest_call_t *c, const wr_rest_req_t *req)
+{
+    handle(c, req);
+}
+
+bool wr_rest_handle(wr_rest_server_t *srv, wr_loop_t *loop, const wr_rest_req_t *req,
+                    wr_rest_done_cb done, void *arg)
+{
+    wr_rest_call_t *c = calloc(1, sizeof(*c));
+    bool finished = false;
+
+    if (!c)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    c->srv = srv;
+    c->loop = loop;
+    c->done = done;
+    c->done_arg = arg;
+    c->finished = &finished;
+    c->method = req->method;
+    c->route = WR_RT_NONE;
+    atomic_fetch_add_explicit(&srv->requests_total, 1, memory_order_relaxed);
+    handle(c, req);
     if (finished)
         return false;
     c->finished = NULL; /* the local dies with this frame */
