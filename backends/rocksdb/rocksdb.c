@@ -62,19 +62,20 @@
  *
  * Write failures and recovery. If RocksDB itself fails a write (ENOSPC with
  * no or a too small limit, or an I/O error), it enters a background-error
- * state and refuses all further writes until DB::Resume(), which the C API
- * of RocksDB 7.8 does not expose (nor an SstFileManager, which would let it
- * recover from no-space errors by itself). So the writer marks the store
- * broken: that group and every later one fail with the same error
- * (WR_ENOSPACE for no space, else WR_EIO) and full() is 1. At most every
- * REOPEN_NS, once free space is back above the limit (or straight away
- * without a limit), the writer closes and reopens the DB under the write
- * side of dblock; reads hold its read side, so none runs on a closed
- * handle (they fail with WR_EIO while no DB is open). The reopen replays
- * the WAL (point-in-time recovery drops a torn last record) and checks the
- * marker again. A failed write is not guaranteed to be absent: if the WAL
- * record got out whole before the error (a failed fsync), it comes back on
- * reopen - the same "may or may not have happened" as any failed write.
+ * state and refuses every later write until it is resumed. 7.8's C API has
+ * no rocksdb_resume(), and while RocksDB may recover from a no-space error
+ * on its own (its default SstFileManager polls for space), nothing in the C
+ * API says when. So the writer marks the store broken: that group and every
+ * later one fail with the same error (WR_ENOSPACE for no space, else WR_EIO)
+ * and full() is 1. At most every REOPEN_NS, once free space is back above
+ * the limit and MIN_OPEN_FREE, the writer closes and reopens the DB under
+ * the write side of dblock; reads hold its read side, so none runs on a
+ * closed handle (they fail with WR_EIO while no DB is open). The reopen
+ * replays the WAL (point-in-time recovery drops a torn last record) and
+ * checks the marker again. A failed write is not guaranteed to be absent:
+ * if its WAL record got out whole before the error (a failed fsync), it
+ * comes back on reopen - the "may or may not have happened" of any failed
+ * write.
  */
 #include "rocksdb.h"
 
@@ -99,10 +100,11 @@
 #define FORMAT_KEY "warren-format"
 #define FORMAT_VERSION "1"
 
-#define MSG_KEY 16                      /* qid | seq */
-#define GROUP_MAX (16u << 20)           /* bytes of ops in one WriteBatch */
-#define SPACE_CHECK_NS 100000000ull     /* statvfs at most every 100 ms */
-#define REOPEN_NS 1000000000ull         /* a broken DB is reopened at most every 1 s */
+#define MSG_KEY 16                  /* qid | seq */
+#define GROUP_MAX (16u << 20)       /* bytes of ops in one WriteBatch */
+#define SPACE_CHECK_NS 100000000ull /* statvfs at most every 100 ms */
+#define REOPEN_NS 1000000000ull     /* a broken DB is reopened at most every 1 s */
+#define MIN_OPEN_FREE (4ull << 20)  /* to open: a MANIFEST, OPTIONS, a WAL */
 #define NS_PER_S 1000000000ull
 
 enum { CF_DEFAULT, CF_META, CF_MSGS, NCF };
@@ -230,7 +232,7 @@ static uint64_t now_ns(void)
 static wr_err_t classify(const char *rocks_err)
 {
     return strstr(rocks_err, "No space left") || strstr(rocks_err, "NoSpace") ? WR_ENOSPACE
-                                                                               : WR_EIO;
+                                                                              : WR_EIO;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -310,19 +312,38 @@ static dir_state_t dir_state(const char *path)
  *   text. Dynamic level sizes keep space amplification low.
  * - a 32 MB LRU block cache shared by all families: the shards keep the
  *   working set in memory, the store is read mostly at start-up.
- * - the info LOG is capped (4 files of 8 MB): it lives in the data dir.
+ * - the info LOG stays empty (level HEADER; the file must exist, 7.8 will
+ *   not open without a logger): Debian's librocksdb 7.8 is built with
+ *   assertions, and its WritableFileWriter asserts - aborting the broker -
+ *   when a file that has failed a write is written again. On a full disk
+ *   the LOG is the file that does that first: one line fails to flush with
+ *   ENOSPC, the next line aborts (seen: the no-space recovery thread
+ *   logging just after a WAL write failed). What matters - RocksDB's error
+ *   text on a failed open, write or read - this file logs itself. Opens
+ *   also need MIN_OPEN_FREE bytes free, for the MANIFEST, OPTIONS and WAL.
+ * - avoid_flush_during_recovery: a reopen replays the WAL into memtables
+ *   instead of writing table files first, so it needs little free space.
  * - point-in-time WAL recovery (RocksDB's default): a torn last record after
  *   a crash is dropped, not a reason to refuse the store. No repair, ever. */
 static void opts_init(rdb_store_t *s)
 {
+    rocksdb_options_t *base = rocksdb_options_create();
+    char *e = NULL;
+
+    /* Not in 7.8's C API but in its options-string parser. */
     s->dbo = rocksdb_options_create();
+    rocksdb_get_options_from_string(base, "avoid_flush_during_recovery=true", s->dbo, &e);
+    rocksdb_options_destroy(base);
+    if (e) /* only if RocksDB changed the option's name */
+        wr_log(WR_LOG_WARN, WR_LOGC_STORE, "store=rocksdb: %s", e);
+    rocksdb_free(e);
     rocksdb_options_set_create_if_missing(s->dbo, 0); /* only db_create makes one */
     rocksdb_options_set_create_missing_column_families(s->dbo, 0);
     rocksdb_options_set_manual_wal_flush(s->dbo, 0);
     rocksdb_options_set_max_total_wal_size(s->dbo, 64ull << 20);
     rocksdb_options_set_max_background_jobs(s->dbo, 2);
-    rocksdb_options_set_keep_log_file_num(s->dbo, 4);
-    rocksdb_options_set_max_log_file_size(s->dbo, 8u << 20);
+    rocksdb_options_set_info_log_level(s->dbo, 5 /* HEADER_LEVEL */);
+    rocksdb_options_set_keep_log_file_num(s->dbo, 2);
 
     s->cache = rocksdb_cache_create_lru(32u << 20);
     s->bbto = rocksdb_block_based_options_create();
@@ -443,6 +464,43 @@ static bool cfs_are_ours(char **have, size_t n, char *buf, size_t cap)
     return n == NCF && matched == NCF;
 }
 
+/* Not our families: a foreign DB, or a damaged MANIFEST that RocksDB reads
+ * as an empty list. A read-only open (which writes nothing) tells them
+ * apart, so the log says which. */
+static wr_err_t refuse_foreign(rdb_store_t *s, char **have, size_t n, wr_log_level_t lvl)
+{
+    rocksdb_column_family_handle_t **h = xmalloc(n * sizeof(*h));
+    const rocksdb_options_t **cfo = xmalloc(n * sizeof(*cfo));
+    char *e = NULL, found[256];
+    rocksdb_t *db;
+
+    cfs_are_ours(have, n, found, sizeof(found));
+    for (size_t i = 0; i < n; i++)
+        cfo[i] = s->cfo_meta;
+    db = rocksdb_open_for_read_only_column_families(s->dbo, s->path, (int)n,
+                                                    (const char *const *)have, cfo, h, 0, &e);
+    if (!e) {
+        for (size_t i = 0; i < n; i++)
+            rocksdb_column_family_handle_destroy(h[i]);
+        rocksdb_close(db);
+    }
+    free(h);
+    free(cfo);
+    if (e) {
+        wr_log(lvl, WR_LOGC_STORE,
+               "store=rocksdb path=%s cannot be opened (%s); refusing to "
+               "use it",
+               s->path, e);
+        rocksdb_free(e);
+        return WR_EIO;
+    }
+    wr_log(lvl, WR_LOGC_STORE,
+           "store=rocksdb path=%s is not a warren store (column families: "
+           "%s; no format marker); refusing to use it",
+           s->path, found);
+    return WR_EPROTO;
+}
+
 static wr_err_t check_marker(rdb_store_t *s, wr_log_level_t lvl)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -453,17 +511,22 @@ static wr_err_t check_marker(rdb_store_t *s, wr_log_level_t lvl)
     v = rocksdb_get_cf(s->db, ro, s->cf[CF_DEFAULT], FORMAT_KEY, strlen(FORMAT_KEY), &vlen, &e);
     rocksdb_readoptions_destroy(ro);
     if (e) {
-        wr_log(lvl, WR_LOGC_STORE, "store=rocksdb path=%s: cannot read the format marker (%s); "
-               "refusing to use it", s->path, e);
+        wr_log(lvl, WR_LOGC_STORE,
+               "store=rocksdb path=%s: cannot read the format marker (%s); "
+               "refusing to use it",
+               s->path, e);
         err = WR_EIO;
     } else if (!v) {
-        wr_log(lvl, WR_LOGC_STORE, "store=rocksdb path=%s is not a warren store (no format "
-               "marker); refusing to use it", s->path);
+        wr_log(lvl, WR_LOGC_STORE,
+               "store=rocksdb path=%s is not a warren store (no format "
+               "marker); refusing to use it",
+               s->path);
         err = WR_EPROTO;
     } else if (vlen != strlen(FORMAT_VERSION) || memcmp(v, FORMAT_VERSION, vlen) != 0) {
-        wr_log(lvl, WR_LOGC_STORE, "store=rocksdb path=%s has format version '%.*s', this "
-               "warrend reads version " FORMAT_VERSION "; refusing to use it", s->path,
-               (int)(vlen > 32 ? 32 : vlen), v);
+        wr_log(lvl, WR_LOGC_STORE,
+               "store=rocksdb path=%s has format version '%.*s', this "
+               "warrend reads version " FORMAT_VERSION "; refusing to use it",
+               s->path, (int)(vlen > 32 ? 32 : vlen), v);
         err = WR_EPROTO;
     }
     rocksdb_free(e);
@@ -485,22 +548,25 @@ static wr_err_t db_open(rdb_store_t *s, wr_log_level_t lvl)
      * untouched. */
     have = rocksdb_list_column_families(s->dbo, s->path, &nhave, &e);
     if (e) {
-        wr_log(lvl, WR_LOGC_STORE, "store=rocksdb path=%s cannot be read as a RocksDB (%s); "
-               "refusing to use it", s->path, e);
+        rocksdb_list_column_families_destroy(have, nhave); /* allocated even then */
+        wr_log(lvl, WR_LOGC_STORE,
+               "store=rocksdb path=%s cannot be read as a RocksDB (%s); "
+               "refusing to use it",
+               s->path, e);
         rocksdb_free(e);
         return WR_EIO;
     }
     ours = cfs_are_ours(have, nhave, found, sizeof(found));
+    err = ours ? WR_OK : refuse_foreign(s, have, nhave, lvl);
     rocksdb_list_column_families_destroy(have, nhave);
-    if (!ours) {
-        wr_log(lvl, WR_LOGC_STORE, "store=rocksdb path=%s is not a warren store (column "
-               "families: %s; no format marker); refusing to use it", s->path, found);
-        return WR_EPROTO;
-    }
+    if (err != WR_OK)
+        return err;
     err = db_open_cfs(s, s->path, &e);
     if (err != WR_OK) {
-        wr_log(lvl, WR_LOGC_STORE, "store=rocksdb path=%s cannot be opened (%s); refusing to "
-               "use it", s->path, e);
+        wr_log(lvl, WR_LOGC_STORE,
+               "store=rocksdb path=%s cannot be opened (%s); refusing to "
+               "use it",
+               s->path, e);
         rocksdb_free(e);
         return err;
     }
@@ -518,29 +584,55 @@ static void publish_full(rdb_store_t *s)
     atomic_store_explicit(&s->full, s->space_full || s->broken, memory_order_relaxed);
 }
 
-static void check_space(rdb_store_t *s, uint64_t now)
+/* Free bytes for an unprivileged writer on path's file system. */
+static bool free_bytes(const char *path, uint64_t *out)
 {
     struct statvfs v;
+
+    if (statvfs(path, &v) != 0) {
+        wr_log(WR_LOG_WARN, WR_LOGC_STORE, "store=rocksdb path=%s: statvfs: %s", path,
+               strerror(errno));
+        return false;
+    }
+    *out = (uint64_t)v.f_bavail * v.f_frsize;
+    return true;
+}
+
+/* Opening writes a little (see the options); on a file system with less
+ * than MIN_OPEN_FREE bytes free it is not even tried. An unknown amount
+ * (statvfs failed) does not block. */
+static bool room_to_open(const char *path, wr_log_level_t lvl)
+{
+    uint64_t avail;
+
+    if (!free_bytes(path, &avail) || avail >= MIN_OPEN_FREE)
+        return true;
+    wr_log(lvl, WR_LOGC_STORE,
+           "store=rocksdb path=%s: %llu bytes free, opening the store needs "
+           "%llu",
+           path, (unsigned long long)avail, (unsigned long long)MIN_OPEN_FREE);
+    return false;
+}
+
+static void check_space(rdb_store_t *s, uint64_t now)
+{
     uint64_t avail;
     bool full;
 
     s->last_check = now;
-    if (!s->limit)
+    if (!s->limit || !free_bytes(s->path, &avail))
         return;
-    if (statvfs(s->path, &v) != 0) {
-        wr_log(WR_LOG_WARN, WR_LOGC_STORE, "store=rocksdb path=%s: statvfs: %s", s->path,
-               strerror(errno));
-        return;
-    }
-    avail = (uint64_t)v.f_bavail * v.f_frsize;
     full = avail < s->limit;
     if (full && !s->space_full)
-        wr_log(WR_LOG_WARN, WR_LOGC_STORE, "store=rocksdb path=%s: %llu bytes free, below "
-               "disk_free_limit %llu: refusing writes that add data", s->path,
-               (unsigned long long)avail, (unsigned long long)s->limit);
+        wr_log(WR_LOG_WARN, WR_LOGC_STORE,
+               "store=rocksdb path=%s: %llu bytes free, below "
+               "disk_free_limit %llu: refusing writes that add data",
+               s->path, (unsigned long long)avail, (unsigned long long)s->limit);
     else if (!full && s->space_full)
-        wr_log(WR_LOG_INFO, WR_LOGC_STORE, "store=rocksdb path=%s: %llu bytes free again: "
-               "accepting writes", s->path, (unsigned long long)avail);
+        wr_log(WR_LOG_INFO, WR_LOGC_STORE,
+               "store=rocksdb path=%s: %llu bytes free again: "
+               "accepting writes",
+               s->path, (unsigned long long)avail);
     s->space_full = full;
     publish_full(s);
 }
@@ -550,8 +642,10 @@ static wr_err_t write_failed(rdb_store_t *s, const char *rocks_err, uint64_t now
 {
     wr_err_t err = classify(rocks_err);
 
-    wr_log(WR_LOG_ERROR, WR_LOGC_STORE, "store=rocksdb path=%s: write failed (%s); refusing "
-           "writes until the store is reopened", s->path, rocks_err);
+    wr_log(WR_LOG_ERROR, WR_LOGC_STORE,
+           "store=rocksdb path=%s: write failed (%s); refusing "
+           "writes until the store is reopened",
+           s->path, rocks_err);
     s->broken = true;
     s->broken_err = err;
     s->reopen_fails = 0;
@@ -565,11 +659,10 @@ static void try_reopen(rdb_store_t *s, uint64_t now)
     wr_err_t err;
 
     s->next_reopen = now + REOPEN_NS;
-    if (s->limit) {
+    if (s->limit)
         check_space(s, now);
-        if (s->space_full)
-            return;
-    }
+    if (s->space_full || !room_to_open(s->path, WR_LOG_DEBUG))
+        return;
     pthread_rwlock_wrlock(&s->dblock);
     db_close(s);
     /* Only the first failure of a streak is worth a line at WARN. */
@@ -793,6 +886,8 @@ static wr_err_t rdb_open(const wr_store_cfg_t *cfg, wr_store_t **out)
                strerror(errno));
         err = WR_EIO;
     }
+    if (err == WR_OK && !room_to_open(s->dir, WR_LOG_ERROR))
+        err = WR_ENOSPACE;
     if (err == WR_OK) {
         switch (dir_state(s->path)) {
         case DIR_MISSING:
@@ -807,8 +902,10 @@ static wr_err_t rdb_open(const wr_store_cfg_t *cfg, wr_store_t **out)
             }
             /* fall through */
         case DIR_BAD:
-            wr_log(WR_LOG_ERROR, WR_LOGC_STORE, "store=rocksdb path=%s is not a usable "
-                   "directory (%s); refusing to use it", s->path, strerror(errno));
+            wr_log(WR_LOG_ERROR, WR_LOGC_STORE,
+                   "store=rocksdb path=%s is not a usable "
+                   "directory (%s); refusing to use it",
+                   s->path, strerror(errno));
             err = WR_EIO;
             break;
         }

@@ -122,8 +122,7 @@ Test(store, deletes)
         put_msg(1, i, "x");
     wr_store_op_t other[2] = {op_put(2, 50, "other"), op_put(0, 1, "before")};
     cr_assert_eq(write_wait(st, other, 2, WR_DUR_SYNC), WR_OK); /* one synced write */
-    wr_store_op_t d[3] = {op_del(1, 1) /* head */, op_del(1, 77) /* middle */,
-                          op_range(1, 10, 19)};
+    wr_store_op_t d[3] = {op_del(1, 1) /* head */, op_del(1, 77) /* middle */, op_range(1, 10, 19)};
     cr_assert_eq(write_wait(st, d, 3, WR_DUR_WAL), WR_OK);
     cr_assert_eq(count_msgs(st, 1, c), 100 - 1 - 1 - 10);
     cr_assert_eq(c->seqs[0], 2);
@@ -157,8 +156,8 @@ Test(store, key_space_edges)
 {
     const wr_qid_t top = UINT64_MAX;
     collect_t *c = calloc(1, sizeof(*c));
-    wr_store_op_t b[6] = {op_put(top, 0, "a"),       op_put(top, UINT64_MAX, "z"),
-                          op_put(top - 1, 5, "n"),   op_put(top - 1, UINT64_MAX, "m"),
+    wr_store_op_t b[6] = {op_put(top, 0, "a"),          op_put(top, UINT64_MAX, "z"),
+                          op_put(top - 1, 5, "n"),      op_put(top - 1, UINT64_MAX, "m"),
                           op_put(top, 1ull << 63, "h"), op_put(0, 0, "zero")};
 
     cr_assert_eq(write_wait(st, b, 6, WR_DUR_SYNC), WR_OK);

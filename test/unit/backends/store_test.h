@@ -65,8 +65,7 @@ static inline void barrier(wr_store_t *st)
 
 static inline wr_store_op_t op_put(wr_qid_t q, uint64_t seq, const char *val)
 {
-    return (wr_store_op_t){
-        .kind = WR_STORE_PUT_MSG, .q = q, .seq = seq, .val = {val, strlen(val)}};
+    return (wr_store_op_t){.kind = WR_STORE_PUT_MSG, .q = q, .seq = seq, .val = {val, strlen(val)}};
 }
 
 static inline wr_store_op_t op_del(wr_qid_t q, uint64_t seq)
@@ -83,8 +82,7 @@ static inline wr_store_op_t op_meta(const char *k, const char *v)
 {
     if (!v)
         return (wr_store_op_t){.kind = WR_STORE_DEL_META, .key = {k, strlen(k)}};
-    return (wr_store_op_t){
-        .kind = WR_STORE_PUT_META, .key = {k, strlen(k)}, .val = {v, strlen(v)}};
+    return (wr_store_op_t){.kind = WR_STORE_PUT_META, .key = {k, strlen(k)}, .val = {v, strlen(v)}};
 }
 
 typedef struct collect {
