@@ -200,6 +200,20 @@ unsigned wr_core_shard_of(const wr_core_t *core, wr_slice_t tenant, wr_slice_t q
     return shard_of_hash(core, wr__hash_name(tenant, queue));
 }
 
+bool wr_core_store_full(const wr_core_t *core)
+{
+    return wr_store_full(core->store) != 0;
+}
+
+void wr_core_store_counters(const wr_core_t *core, wr_store_counters_t *out)
+{
+    wr_store_stats_t st = {0};
+
+    if (core->store && core->store->ops->stats)
+        core->store->ops->stats(core->store, &st);
+    *out = (wr_store_counters_t){st.writes, st.syncs, st.bytes_written, st.keys};
+}
+
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                 */
 

@@ -128,6 +128,20 @@ wr_loop_t *wr_core_loop(wr_core_t *core, unsigned i);
 /* The shard owning (tenant, queue); stable for the life of the process. */
 unsigned wr_core_shard_of(const wr_core_t *core, wr_slice_t tenant, wr_slice_t queue);
 
+/* True while the store refuses new data (disk below its free-space limit):
+ * persistent publishes to durable queues fail with WR_ENOSPACE meanwhile.
+ * Cheap and thread-safe; false without a store. */
+bool wr_core_store_full(const wr_core_t *core);
+
+/* The store's counters, for metrics (all zero without a store). */
+typedef struct wr_store_counters {
+    uint64_t writes;        /* write batches applied */
+    uint64_t syncs;         /* fsyncs done: well below writes with group commit */
+    uint64_t bytes_written;
+    uint64_t keys;          /* estimate */
+} wr_store_counters_t;
+void wr_core_store_counters(const wr_core_t *core, wr_store_counters_t *out /* OUT */);
+
 /* ------------------------------------------------------------------------ */
 /* Queues                                                                   */
 

@@ -33,11 +33,13 @@ int64_t wr__amqp_conn_deadline(const wr_amqp_conn_t *c)
     case WR_AMQP_S_TUNE:
     case WR_AMQP_S_OPENING:
         return c->started_ms + WR_AMQP_HANDSHAKE_MS;
-    case WR_AMQP_S_OPEN:
+    case WR_AMQP_S_OPEN: {
+        int64_t poll = c->blocked ? c->blocked_check_ms + WR_AMQP_BLOCKED_POLL_MS : INT64_MAX;
         if (c->heartbeat_s == 0)
-            return INT64_MAX;
+            return poll;
         h = (int64_t)c->heartbeat_s * 1000;
-        return min64(c->last_sent_ms + h / 2, c->last_recv_ms + 2 * h);
+        return min64(poll, min64(c->last_sent_ms + h / 2, c->last_recv_ms + 2 * h));
+    }
     case WR_AMQP_S_CLOSING:
         return c->closing_ms + WR_AMQP_CLOSE_MS;
     case WR_AMQP_S_CLOSED:
@@ -66,6 +68,8 @@ void wr__amqp_conn_tick(wr_amqp_conn_t *c, int64_t now_ms)
         }
         return;
     case WR_AMQP_S_OPEN:
+        if (c->blocked && now_ms - c->blocked_check_ms >= WR_AMQP_BLOCKED_POLL_MS)
+            wr__amqp_blocked_check(c, now_ms);
         if (c->heartbeat_s == 0)
             return;
         h = (int64_t)c->heartbeat_s * 1000;

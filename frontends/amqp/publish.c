@@ -198,6 +198,8 @@ static void batch_done(pub_batch_t *b, wr_err_t err, const uint32_t *reached)
         case WR_EQUOTA: /* some queue refused (overflow reject): nack */
         case WR_EIO:
         case WR_ENOSPACE: /* the store is full: nack, the publisher may retry */
+            if (err == WR_ENOSPACE)
+                wr__amqp_blocked_check(c, wr_now_mono_ms());
             if (b->mandatory)
                 send_returns(c, ch, b, reached);
             if (b->slot != UINT64_MAX)
