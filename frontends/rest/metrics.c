@@ -66,6 +66,27 @@ static void queue_family(wr_rest_buf_t *b, const wr_metrics_res_t *res, const ch
     }
 }
 
+/* The store's counters: syncs against writes shows group commit at work. */
+static void store_metrics(wr_rest_buf_t *b, const wr_core_t *core)
+{
+    wr_store_counters_t st;
+
+    wr_core_store_counters(core, &st);
+    head(b, "warren_store_writes_total", "counter", "Write batches the store applied.");
+    wr_rest_buf_fmt(b, "warren_store_writes_total %llu\n", (unsigned long long)st.writes);
+    head(b, "warren_store_syncs_total", "counter",
+         "Syncs to disk (one covers every write pending at that moment).");
+    wr_rest_buf_fmt(b, "warren_store_syncs_total %llu\n", (unsigned long long)st.syncs);
+    head(b, "warren_store_written_bytes_total", "counter", "Bytes the store wrote.");
+    wr_rest_buf_fmt(b, "warren_store_written_bytes_total %llu\n",
+                    (unsigned long long)st.bytes_written);
+    head(b, "warren_store_keys", "gauge", "Keys in the store (an estimate).");
+    wr_rest_buf_fmt(b, "warren_store_keys %llu\n", (unsigned long long)st.keys);
+    head(b, "warren_store_full", "gauge",
+         "1 while the store refuses new data (free disk below --disk-free-limit).");
+    wr_rest_buf_fmt(b, "warren_store_full %d\n", wr_core_store_full(core) ? 1 : 0);
+}
+
 static void on_metrics(void *arg, const wr_metrics_res_t *res)
 {
     wr_rest_call_t *c = arg;
@@ -118,6 +139,7 @@ static void on_metrics(void *arg, const wr_metrics_res_t *res)
     for (size_t i = 0; i < res->nshards; i++)
         wr_rest_buf_fmt(b, "warren_shard_requests_total{shard=\"%u\"} %llu\n", res->shards[i].shard,
                         (unsigned long long)res->shards[i].requests);
+    store_metrics(b, srv->core);
     wr_rest_finish(c);
 }
 

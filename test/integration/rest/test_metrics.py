@@ -81,3 +81,29 @@ def test_metrics_type_declared(base):
     r = requests.get(base + "/metrics", timeout=10)
     assert re.search(r"^# TYPE warren_queue_messages (gauge|untyped)$", r.text, re.M), \
         "no TYPE line for warren_queue_messages"
+
+
+def store_value(samples, name):
+    values = [v for n, labels, v in samples if n == name]
+    assert len(values) == 1, (name, values)
+    return values[0]
+
+
+def test_metrics_store_group_commit(base):
+    """Posts to a durable queue are stored: writes and syncs grow, and the
+    store is not full. With several posts in flight at once, syncs may be
+    fewer than writes (group commit); never more."""
+    api = Api(base)
+    before = scrape(base)
+    w0 = store_value(before, "warren_store_writes_total")
+    s0 = store_value(before, "warren_store_syncs_total")
+    assert api.put("/v2/queues/stored", json={"_durable": True}).status_code in (201, 204)
+    for i in range(5):
+        api.post_bodies("stored", [i])
+    after = scrape(base)
+    writes = store_value(after, "warren_store_writes_total") - w0
+    syncs = store_value(after, "warren_store_syncs_total") - s0
+    assert writes >= 6, writes  # the queue record and five posts
+    assert 1 <= syncs <= writes, (syncs, writes)
+    assert store_value(after, "warren_store_full") == 0
+    assert store_value(after, "warren_store_written_bytes_total") > 0
