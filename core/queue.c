@@ -406,6 +406,11 @@ void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
         q->meta = r->in.declare.meta;
         r->in.declare.meta = NULL;
         write = true;
+        /* No longer durable: out of the store, messages and all. Made
+         * durable: the record is written below; messages already queued
+         * stay in memory only (docs/operations.md). */
+        if (old.durable && !q->attrs.durable && sh->core->store)
+            wr__persist_del_queue(sh, q);
     }
     wr__queue_tick(sh, q, now);
     wr__queue_used(sh, q, now);

@@ -197,3 +197,17 @@ Test(recover, unreadable_record_refuses_start)
     cr_assert_eq(wr_store_write_batch(store, &op, 1, WR_DUR_SYNC, on_done, NULL), WR_OK);
     start();
 }
+
+Test(recover, durability_changes_follow_updates)
+{
+    wr_queue_attrs_t dur = {.durable = true}, tr = {0};
+    cr_assert_eq(t_declare("t", "flip", &dur), WR_OK);
+    wr_msg_in_t m = pmsg("x");
+    t_call_free(t_publish_msgs("t", "flip", &m, 1, 0));
+    t_call_free(t_declare_full("t", "flip", &tr, NULL, WR_DECL_UPDATE));
+    t_call_free(t_metrics()); /* the delete is flushed */
+    restart();
+    t_call_t *s = t_stat("t", "flip");
+    cr_assert_eq(s->err, WR_ENOTFOUND, "a queue made transient does not come back");
+    t_call_free(s);
+}
