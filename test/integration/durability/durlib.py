@@ -78,6 +78,14 @@ def amqp_connect(port, stop=None, timeout=60.0):
             time.sleep(0.05)
 
 
+def close_quietly(conn):
+    try:
+        if conn is not None and conn.is_open:
+            conn.close()
+    except Exception:  # noqa: BLE001 - the broker may be gone mid-close
+        pass
+
+
 def wait_for(pred, timeout, what, interval=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

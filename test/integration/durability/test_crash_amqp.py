@@ -40,14 +40,6 @@ pytestmark = pytest.mark.slow
 AMQP_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
-def close_quietly(conn):
-    try:
-        if conn is not None and conn.is_open:
-            conn.close()
-    except Exception:  # noqa: BLE001 - the broker may be gone mid-close
-        pass
-
-
 def publisher(port, idx, ledger, stop):
     n = 0
     while not stop.is_set():
@@ -74,7 +66,7 @@ def publisher(port, idx, ledger, stop):
         except AMQP_ERRORS:
             pass  # the broker was killed: reconnect
         finally:
-            close_quietly(conn)
+            dl.close_quietly(conn)
 
 
 class Consumer:
@@ -126,7 +118,7 @@ class Consumer:
             except AMQP_ERRORS:
                 self.idle = False
             finally:
-                close_quietly(conn)
+                dl.close_quietly(conn)
 
 
 def ready_counts(port):
@@ -135,7 +127,7 @@ def ready_counts(port):
         ch = conn.channel()
         return [ch.queue_declare(q, passive=True).method.message_count for q in QUEUES]
     finally:
-        close_quietly(conn)
+        dl.close_quietly(conn)
 
 
 def declare_topology(port):
@@ -147,7 +139,7 @@ def declare_topology(port):
             ch.queue_declare(q, durable=True)
             ch.queue_bind(q, EXCHANGE, routing_key=q)
     finally:
-        close_quietly(conn)
+        dl.close_quietly(conn)
 
 
 @pytest.fixture(scope="module")
