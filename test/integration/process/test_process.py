@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 
+import pytest
 import requests
 
 import warren as wl
@@ -79,14 +80,26 @@ def test_unknown_config_key_is_refused():
         assert "no_such_key" in r.stderr
 
 
-def test_second_broker_on_the_same_data_dir_is_refused():
-    with wl.Warren() as w:
-        r = run(["--data", w.data_dir, "--http", "127.0.0.1:%d" % wl.free_port(),
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_second_broker_on_the_same_data_dir_is_refused(store):
+    with wl.Warren(extra_args=["--store", store]) as w:
+        api = wl.Api(w.url)
+        api.create_queue("kept", {"_durable": True})
+        api.post_bodies("kept", ["before"])
+        r = run(["--store", store, "--data", w.data_dir,
+                 "--http", "127.0.0.1:%d" % wl.free_port(),
                  "--amqp", "127.0.0.1:%d" % wl.free_port()])
         assert r.returncode != 0
         assert "in use by another warrend" in r.stderr
-        # The first one is unharmed.
+        # The first one is unharmed, and so is what it stores.
         assert requests.get(w.url + "/v2/ping", headers=wl.headers("p"), timeout=5).status_code == 204
+        api.post_bodies("kept", ["after"])
+        if store == "rocksdb":
+            assert w.stop() == 0
+            w.start()
+        c = api.claim("kept", limit=10)
+        assert c.status_code == 201, wl.describe(c)
+        assert [m["body"] for m in c.json()["messages"]] == ["before", "after"]
 
 
 def test_busy_port_is_refused():
