@@ -23,8 +23,11 @@
  * half-way leaves either no store (store.tmp is ours and is removed on the
  * next start) or a complete one, never a marker-less RocksDB that the next
  * start would have to refuse. An existing store must be a RocksDB with
- * exactly our column families and our marker and version; anything else is
- * refused with one log line saying why, and never repaired or overwritten.
+ * exactly our column families and our marker and version, and be readable
+ * to the end of its WAL; this is checked with a read-only open, which writes
+ * nothing, before the real one. Anything else is refused with one log line
+ * saying why, and its files are left as they were: never repaired,
+ * overwritten or started on empty.
  *
  * Group commit. write_batch() runs on the shard threads and must never wait
  * for I/O: it validates, copies the ops (the caller's buffers are only
@@ -71,7 +74,7 @@
  * the limit and MIN_OPEN_FREE, the writer closes and reopens the DB under
  * the write side of dblock; reads hold its read side, so none runs on a
  * closed handle (they fail with WR_EIO while no DB is open). The reopen
- * replays the WAL (point-in-time recovery drops a torn last record) and
+ * replays the WAL (a torn last record is dropped, see the options) and
  * checks the marker again. A failed write is not guaranteed to be absent:
  * if its WAL record got out whole before the error (a failed fsync), it
  * comes back on reopen - the "may or may not have happened" of any failed
@@ -323,8 +326,12 @@ static dir_state_t dir_state(const char *path)
  *   also need MIN_OPEN_FREE bytes free, for the MANIFEST, OPTIONS and WAL.
  * - avoid_flush_during_recovery: a reopen replays the WAL into memtables
  *   instead of writing table files first, so it needs little free space.
- * - point-in-time WAL recovery (RocksDB's default): a torn last record after
- *   a crash is dropped, not a reason to refuse the store. No repair, ever. */
+ * - WAL recovery tolerates only a torn tail: an incomplete last record of a
+ *   log (a crash while writing it) is dropped, any other damage refuses the
+ *   store. Not RocksDB's default, point-in-time recovery, which stops the
+ *   replay at the first bad record anywhere and opens without everything
+ *   after it: a scribble in the middle of a WAL started warrend silently
+ *   short of the messages written after it. No repair, ever. */
 static void opts_init(rdb_store_t *s)
 {
     rocksdb_options_t *base = rocksdb_options_create();
@@ -344,6 +351,7 @@ static void opts_init(rdb_store_t *s)
     rocksdb_options_set_max_background_jobs(s->dbo, 2);
     rocksdb_options_set_info_log_level(s->dbo, 5 /* HEADER_LEVEL */);
     rocksdb_options_set_keep_log_file_num(s->dbo, 2);
+    rocksdb_options_set_wal_recovery_mode(s->dbo, rocksdb_tolerate_corrupted_tail_records_recovery);
 
     s->cache = rocksdb_cache_create_lru(32u << 20);
     s->bbto = rocksdb_block_based_options_create();
@@ -464,68 +472,35 @@ static bool cfs_are_ours(char **have, size_t n, char *buf, size_t cap)
     return n == NCF && matched == NCF;
 }
 
-/* Not our families: a foreign DB, or a damaged MANIFEST that RocksDB reads
- * as an empty list. A read-only open (which writes nothing) tells them
- * apart, so the log says which. */
-static wr_err_t refuse_foreign(rdb_store_t *s, char **have, size_t n, wr_log_level_t lvl)
+static void log_cannot_open(rdb_store_t *s, wr_log_level_t lvl, const char *rocks_err)
 {
-    rocksdb_column_family_handle_t **h = xmalloc(n * sizeof(*h));
-    const rocksdb_options_t **cfo = xmalloc(n * sizeof(*cfo));
-    char *e = NULL, found[256];
-    rocksdb_t *db;
-
-    cfs_are_ours(have, n, found, sizeof(found));
-    for (size_t i = 0; i < n; i++)
-        cfo[i] = s->cfo_meta;
-    db = rocksdb_open_for_read_only_column_families(s->dbo, s->path, (int)n,
-                                                    (const char *const *)have, cfo, h, 0, &e);
-    if (!e) {
-        for (size_t i = 0; i < n; i++)
-            rocksdb_column_family_handle_destroy(h[i]);
-        rocksdb_close(db);
-    }
-    free(h);
-    free(cfo);
-    if (e) {
-        wr_log(lvl, WR_LOGC_STORE,
-               "store=rocksdb path=%s cannot be opened (%s); refusing to "
-               "use it",
-               s->path, e);
-        rocksdb_free(e);
-        return WR_EIO;
-    }
-    wr_log(lvl, WR_LOGC_STORE,
-           "store=rocksdb path=%s is not a warren store (column families: "
-           "%s; no format marker); refusing to use it",
-           s->path, found);
-    return WR_EPROTO;
+    wr_log(lvl, WR_LOGC_STORE, "store=rocksdb path=%s cannot be opened (%s); refusing to use it",
+           s->path, rocks_err);
 }
 
-static wr_err_t check_marker(rdb_store_t *s, wr_log_level_t lvl)
+/* The format marker, read from the default family of db. */
+static wr_err_t check_marker(rdb_store_t *s, rocksdb_t *db, rocksdb_column_family_handle_t *cf,
+                             wr_log_level_t lvl)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     char *e = NULL, *v;
     size_t vlen = 0;
     wr_err_t err = WR_OK;
 
-    v = rocksdb_get_cf(s->db, ro, s->cf[CF_DEFAULT], FORMAT_KEY, strlen(FORMAT_KEY), &vlen, &e);
+    v = rocksdb_get_cf(db, ro, cf, FORMAT_KEY, strlen(FORMAT_KEY), &vlen, &e);
     rocksdb_readoptions_destroy(ro);
     if (e) {
-        wr_log(lvl, WR_LOGC_STORE,
-               "store=rocksdb path=%s: cannot read the format marker (%s); "
-               "refusing to use it",
-               s->path, e);
+        log_cannot_open(s, lvl, e);
         err = WR_EIO;
     } else if (!v) {
         wr_log(lvl, WR_LOGC_STORE,
-               "store=rocksdb path=%s is not a warren store (no format "
-               "marker); refusing to use it",
+               "store=rocksdb path=%s is not a warren store (no format marker); refusing to use it",
                s->path);
         err = WR_EPROTO;
     } else if (vlen != strlen(FORMAT_VERSION) || memcmp(v, FORMAT_VERSION, vlen) != 0) {
         wr_log(lvl, WR_LOGC_STORE,
-               "store=rocksdb path=%s has format version '%.*s', this "
-               "warrend reads version " FORMAT_VERSION "; refusing to use it",
+               "store=rocksdb path=%s has format version '%.*s', this warrend reads "
+               "version " FORMAT_VERSION "; refusing to use it",
                s->path, (int)(vlen > 32 ? 32 : vlen), v);
         err = WR_EPROTO;
     }
@@ -534,45 +509,77 @@ static wr_err_t check_marker(rdb_store_t *s, wr_log_level_t lvl)
     return err;
 }
 
-/* Opens the existing store at s->path, checking that it is ours. Logs the
- * reason for a refusal at lvl. */
+/* Opens s->path read-only with the families names[0..n) - which writes
+ * nothing, and replays the WAL, so damage anywhere shows up here - and, if
+ * names[0] is "default", checks the format marker. */
+static wr_err_t probe(rdb_store_t *s, const char *const *names, size_t n, wr_log_level_t lvl)
+{
+    rocksdb_column_family_handle_t **h = xmalloc(n * sizeof(*h));
+    const rocksdb_options_t **cfo = xmalloc(n * sizeof(*cfo));
+    char *e = NULL;
+    rocksdb_t *db;
+    wr_err_t err = WR_OK;
+
+    for (size_t i = 0; i < n; i++)
+        cfo[i] = s->cfo_meta;
+    db = rocksdb_open_for_read_only_column_families(s->dbo, s->path, (int)n, names, cfo, h, 0, &e);
+    if (e) {
+        log_cannot_open(s, lvl, e);
+        rocksdb_free(e);
+        err = WR_EIO;
+    } else {
+        if (strcmp(names[0], cf_names[CF_DEFAULT]) == 0)
+            err = check_marker(s, db, h[0], lvl);
+        for (size_t i = 0; i < n; i++)
+            rocksdb_column_family_handle_destroy(h[i]);
+        rocksdb_close(db);
+    }
+    free(h);
+    free(cfo);
+    return err;
+}
+
+/* Opens the existing store at s->path, checking first, without writing
+ * anything, that it is ours and readable; anything else is refused with
+ * its files as they were. Logs the reason for a refusal at lvl. */
 static wr_err_t db_open(rdb_store_t *s, wr_log_level_t lvl)
 {
     char *e = NULL, **have, found[256];
     size_t nhave = 0;
-    bool ours;
     wr_err_t err;
 
-    /* Look before opening: listing the families reads CURRENT and the
-     * MANIFEST and writes nothing, so garbage and foreign DBs are refused
-     * untouched. */
+    /* Listing the families reads CURRENT and the MANIFEST. */
     have = rocksdb_list_column_families(s->dbo, s->path, &nhave, &e);
     if (e) {
         rocksdb_list_column_families_destroy(have, nhave); /* allocated even then */
         wr_log(lvl, WR_LOGC_STORE,
-               "store=rocksdb path=%s cannot be read as a RocksDB (%s); "
-               "refusing to use it",
+               "store=rocksdb path=%s cannot be read as a RocksDB (%s); refusing to use it",
                s->path, e);
         rocksdb_free(e);
         return WR_EIO;
     }
-    ours = cfs_are_ours(have, nhave, found, sizeof(found));
-    err = ours ? WR_OK : refuse_foreign(s, have, nhave, lvl);
+    if (cfs_are_ours(have, nhave, found, sizeof(found))) {
+        err = probe(s, cf_names, 1, lvl);
+    } else {
+        /* A foreign DB, or a damaged MANIFEST that RocksDB lists as
+         * "default" alone: the probe tells which, for the log line. */
+        err = probe(s, (const char *const *)have, nhave, lvl);
+        if (err == WR_OK) {
+            wr_log(lvl, WR_LOGC_STORE,
+                   "store=rocksdb path=%s is not a warren store (column families: %s; no "
+                   "format marker); refusing to use it",
+                   s->path, found);
+            err = WR_EPROTO;
+        }
+    }
     rocksdb_list_column_families_destroy(have, nhave);
     if (err != WR_OK)
         return err;
     err = db_open_cfs(s, s->path, &e);
     if (err != WR_OK) {
-        wr_log(lvl, WR_LOGC_STORE,
-               "store=rocksdb path=%s cannot be opened (%s); refusing to "
-               "use it",
-               s->path, e);
+        log_cannot_open(s, lvl, e);
         rocksdb_free(e);
-        return err;
     }
-    err = check_marker(s, lvl);
-    if (err != WR_OK)
-        db_close(s);
     return err;
 }
 

@@ -327,13 +327,39 @@ static bool foreign_has(const char *const *cfs, int ncf, const char *key)
     return v != NULL;
 }
 
+/* Names and sizes of the files in <dir>/store, but RocksDB's info LOG. */
+static void listing(char *out, size_t cap)
+{
+    char cmd[700];
+    FILE *p;
+    size_t n;
+
+    snprintf(cmd, sizeof(cmd), "cd %s/store && ls -l --time-style=+ | grep -v ' LOG' | sort", dir);
+    p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    pclose(p);
+}
+
+/* Refused, and every file left as it was. */
+static void assert_refused_untouched(wr_err_t want)
+{
+    char before[4096], after[4096];
+
+    listing(before, sizeof(before));
+    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), want);
+    cr_assert_null(st);
+    listing(after, sizeof(after));
+    cr_assert_str_eq(before, after);
+}
+
 Test(rocksdb, foreign_rocksdb_refused)
 {
     static const char *const plain[] = {"default"};
 
     make_foreign(plain, 1, "theirs", "data");
-    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_EPROTO);
-    cr_assert_null(st);
+    assert_refused_untouched(WR_EPROTO);
     cr_assert(foreign_has(plain, 1, "theirs"));
 }
 
@@ -342,8 +368,78 @@ Test(rocksdb, markerless_store_refused)
     static const char *const ours[] = {"default", "meta", "msgs"};
 
     make_foreign(ours, 3, "theirs", "data");
-    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_EPROTO);
+    assert_refused_untouched(WR_EPROTO);
     cr_assert(foreign_has(ours, 3, "theirs"));
+}
+
+/* The messages of a small store live in its WAL. */
+static char *wal_path(void)
+{
+    static char p[700];
+    char cmd[600];
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "ls -S %s/store/*.log | head -1", dir);
+    f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    cr_assert_not_null(fgets(p, sizeof(p), f));
+    pclose(f);
+    p[strcspn(p, "\n")] = '\0';
+    return p;
+}
+
+static off_t fill_wal(void)
+{
+    char v[200];
+    struct stat sb;
+
+    memset(v, 'w', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_OK);
+    for (uint64_t i = 0; i < 999; i++) {
+        wr_store_op_t p = op_put(1, i, v);
+        cr_assert_eq(wr_store_write_batch(st, &p, 1, WR_DUR_WAL, NULL, NULL), WR_OK);
+    }
+    barrier(st);
+    /* The last WAL record: this put alone (a group holds every batch that
+     * was pending, so unwaited puts share records). */
+    wr_store_op_t last = op_put(1, 999, v);
+    cr_assert_eq(write_wait(st, &last, 1, WR_DUR_WAL), WR_OK);
+    wr_store_close(st);
+    st = NULL;
+    cr_assert_eq(stat(wal_path(), &sb), 0);
+    cr_assert_gt(sb.st_size, 150000);
+    return sb.st_size;
+}
+
+/* Damage in the middle of the WAL: refused (not started short of the
+ * records after it), files untouched. */
+Test(rocksdb, scribbled_wal_refused)
+{
+    off_t size = fill_wal();
+    char junk[512];
+    int fd = open(wal_path(), O_WRONLY);
+
+    cr_assert_geq(fd, 0);
+    memset(junk, 0x5a, sizeof(junk));
+    cr_assert_eq(pwrite(fd, junk, sizeof(junk), size / 3), (ssize_t)sizeof(junk));
+    close(fd);
+    assert_refused_untouched(WR_EIO);
+}
+
+/* A torn last record (a crash in the middle of writing it, so before its
+ * done()) is dropped, and only it. */
+Test(rocksdb, torn_wal_tail_tolerated)
+{
+    collect_t *c = calloc(1, sizeof(*c));
+    off_t size = fill_wal();
+
+    cr_assert_eq(truncate(wal_path(), size - 50), 0);
+    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_OK);
+    size_t n = count_msgs(st, 1, c);
+    cr_assert_eq(n, 999, "%zu messages", n);
+    cr_assert_eq(c->seqs[998], 998);
+    free(c);
 }
 
 Test(rocksdb, other_format_version_refused)
@@ -380,13 +476,13 @@ Test(rocksdb, garbage_refused)
     /* A CURRENT that points nowhere sensible. */
     cr_assert_eq(mkdir(store_path("store"), 0755), 0);
     write_file(store_path("store/CURRENT"), "junk junk junk");
-    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_EIO);
+    assert_refused_untouched(WR_EIO);
     cr_assert(file_is(store_path("store/CURRENT"), "junk junk junk"));
 
     /* Files, but no RocksDB at all. */
     cr_assert_eq(unlink(store_path("store/CURRENT")), 0);
     write_file(store_path("store/notes.txt"), "mine");
-    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_EIO);
+    assert_refused_untouched(WR_EIO);
     cr_assert(file_is(store_path("store/notes.txt"), "mine"));
 }
 
@@ -413,7 +509,7 @@ Test(rocksdb, corrupted_manifest_refused)
     cur[strcspn(cur, "\n")] = '\0';
     snprintf(path, sizeof(path), "%s/store/%s", dir, cur);
     write_file(path, "this is not a manifest, this is not a manifest, this is not a manifest");
-    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_EIO);
+    assert_refused_untouched(WR_EIO);
 }
 
 /* What creation leaves or tolerates: a leftover store.tmp from a crashed
