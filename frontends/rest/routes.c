@@ -34,8 +34,13 @@ typedef struct route {
     bool zaqar;     /* runs Zaqar's hooks */
     bool scoped;    /* needs Client-ID and X-Project-Id */
     bool has_queue; /* has a {queue_name} */
-    bool admin;     /* the admin API: an admin's credentials, always */
 } route_t;
+
+/* The admin API's routes come last: an admin's credentials, always. */
+static bool is_admin(wr_rest_route_id_t r)
+{
+    return r >= WR_RT_ADMIN_TENANTS && r < WR_RT_COUNT;
+}
 
 #define GET_ [WR_REST_GET]
 #define HEAD_ [WR_REST_HEAD]
@@ -87,7 +92,7 @@ static const route_t routes[WR_RT_COUNT] = {
                    true,
                    true},
     [WR_RT_SUB_CONFIRM] = {"PUT", {PUT_ = wr_rest_not_implemented}, true, true, true},
-#define ADMIN_ROUTE(allow, ...) {allow, {__VA_ARGS__}, false, false, false, true}
+#define ADMIN_ROUTE(allow, ...) {allow, {__VA_ARGS__}, false, false, false}
     [WR_RT_ADMIN_TENANTS] = ADMIN_ROUTE("GET", GET_ = wr_rest_admin),
     [WR_RT_ADMIN_TENANT] = ADMIN_ROUTE("GET, PUT, DELETE", GET_ = wr_rest_admin,
                                        PUT_ = wr_rest_admin, DELETE_ = wr_rest_admin),
@@ -516,7 +521,7 @@ static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req, const char *pa
     rt = &routes[m.route];
     if (rt->zaqar && !run_hooks(c, req, rt, &m))
         return;
-    if (rt->admin && !admin_hooks(c, req, &m))
+    if (is_admin(m.route) && !admin_hooks(c, req, &m))
         return;
     h = wr_rest_route_handler(m.route, req->method);
     if (!h) {
@@ -525,13 +530,13 @@ static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req, const char *pa
         wr_rest_finish(c);
         return;
     }
-    if (rt->admin && m.route == WR_RT_ADMIN_QUOTA) {
+    if (m.route == WR_RT_ADMIN_QUOTA) {
         size_t kn = m.id_len < 63 ? m.id_len : 63;
         memcpy(c->queue_buf, m.id, kn); /* the quota key */
         c->queue_buf[kn] = '\0';
         c->queue = (wr_slice_t){c->queue_buf, m.id_len == kn ? kn : 0}; /* 0: no key */
     }
-    if (m.id && !rt->admin) {
+    if (m.id && !is_admin(m.route)) {
         /* An id longer than this cannot be one of ours: keep a prefix and a
          * length that no id parser accepts. */
         size_t idn = m.id_len <= WR_REST_PARAM_MAX ? m.id_len : WR_REST_PARAM_MAX;

@@ -22,7 +22,8 @@
  * is not a 500.
  *
  * Seed corpus: test/fuzz/corpus/fuzz_rest_request/ (a request of every
- * route, and broken ones); dictionary: test/fuzz/rest.dict.
+ * route, the admin API, X-Auth-Token and Basic credentials, and broken
+ * ones); dictionary: test/fuzz/rest.dict.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,6 +37,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/auth.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/wr.h"
@@ -43,7 +45,10 @@
 
 #define READ_TIMEOUT_MS 10000
 
+#define FUZZ_ADMIN_TOKEN "00000000000000000000000000000000000000000000000000000000000000ad"
+
 static wr_core_t *core;
+static wr_auth_t *auth;
 static wr_frontend_t *fe;
 static uint16_t port;
 
@@ -63,6 +68,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.http_port = 0;
     cfg.max_message_bytes = 1024;
     cfg.trust_project_header = true;
+    /* The auth registry, so X-Auth-Token, Basic and the admin API are in
+     * reach: the seeds use the admin token FUZZ_ADMIN_TOKEN and guest/guest.
+     * The cheapest Argon2id cost keeps a Basic login fast. What inputs add
+     * (tenants, users) stays for the run: small, bounded by the inputs. */
+    if (wr_auth_new(NULL, &(wr_auth_cost_t){1, 8192}, &auth) != WR_OK ||
+        wr_auth_token_register(auth, (wr_slice_t){"admin", 5}, FUZZ_ADMIN_TOKEN) != WR_OK)
+        abort();
+    wr_core_set_auth(core, auth);
     if (wr_rest_ops.start(core, &cfg, &fe) != WR_OK)
         abort();
     wr_rest_server_of(fe)->limits.max_wait_ms = 0;
