@@ -373,22 +373,16 @@ static void opts_init(rdb_store_t *s)
     rocksdb_writeoptions_set_sync(s->wo_nosync, 0);
 }
 
+/* opts_init always made all of them (its calls cannot fail). */
 static void opts_fini(rdb_store_t *s)
 {
-    if (s->wo_sync)
-        rocksdb_writeoptions_destroy(s->wo_sync);
-    if (s->wo_nosync)
-        rocksdb_writeoptions_destroy(s->wo_nosync);
-    if (s->cfo_msgs)
-        rocksdb_options_destroy(s->cfo_msgs);
-    if (s->cfo_meta)
-        rocksdb_options_destroy(s->cfo_meta);
-    if (s->dbo)
-        rocksdb_options_destroy(s->dbo);
-    if (s->bbto)
-        rocksdb_block_based_options_destroy(s->bbto);
-    if (s->cache)
-        rocksdb_cache_destroy(s->cache);
+    rocksdb_writeoptions_destroy(s->wo_sync);
+    rocksdb_writeoptions_destroy(s->wo_nosync);
+    rocksdb_options_destroy(s->cfo_msgs);
+    rocksdb_options_destroy(s->cfo_meta);
+    rocksdb_options_destroy(s->dbo);
+    rocksdb_block_based_options_destroy(s->bbto);
+    rocksdb_cache_destroy(s->cache);
 }
 
 static void db_close(rdb_store_t *s)
@@ -566,8 +560,8 @@ static wr_err_t db_open(rdb_store_t *s, wr_log_level_t lvl)
         err = probe(s, (const char *const *)have, nhave, lvl);
         if (err == WR_OK) {
             wr_log(lvl, WR_LOGC_STORE,
-                   "store=rocksdb path=%s is not a warren store (column families: %s; no "
-                   "format marker); refusing to use it",
+                   "store=rocksdb path=%s is not a warren store (column families: %s; no format "
+                   "marker); refusing to use it",
                    s->path, found);
             err = WR_EPROTO;
         }
@@ -615,9 +609,8 @@ static bool room_to_open(const char *path, wr_log_level_t lvl)
     if (!free_bytes(path, &avail) || avail >= MIN_OPEN_FREE)
         return true;
     wr_log(lvl, WR_LOGC_STORE,
-           "store=rocksdb path=%s: %llu bytes free, opening the store needs "
-           "%llu",
-           path, (unsigned long long)avail, (unsigned long long)MIN_OPEN_FREE);
+           "store=rocksdb path=%s: %llu bytes free, opening the store needs %llu", path,
+           (unsigned long long)avail, (unsigned long long)MIN_OPEN_FREE);
     return false;
 }
 
@@ -632,14 +625,13 @@ static void check_space(rdb_store_t *s, uint64_t now)
     full = avail < s->limit;
     if (full && !s->space_full)
         wr_log(WR_LOG_WARN, WR_LOGC_STORE,
-               "store=rocksdb path=%s: %llu bytes free, below "
-               "disk_free_limit %llu: refusing writes that add data",
+               "store=rocksdb path=%s: %llu bytes free, below disk_free_limit %llu: refusing "
+               "writes that add data",
                s->path, (unsigned long long)avail, (unsigned long long)s->limit);
     else if (!full && s->space_full)
         wr_log(WR_LOG_INFO, WR_LOGC_STORE,
-               "store=rocksdb path=%s: %llu bytes free again: "
-               "accepting writes",
-               s->path, (unsigned long long)avail);
+               "store=rocksdb path=%s: %llu bytes free again: accepting writes", s->path,
+               (unsigned long long)avail);
     s->space_full = full;
     publish_full(s);
 }
@@ -650,8 +642,7 @@ static wr_err_t write_failed(rdb_store_t *s, const char *rocks_err, uint64_t now
     wr_err_t err = classify(rocks_err);
 
     wr_log(WR_LOG_ERROR, WR_LOGC_STORE,
-           "store=rocksdb path=%s: write failed (%s); refusing "
-           "writes until the store is reopened",
+           "store=rocksdb path=%s: write failed (%s); refusing writes until the store is reopened",
            s->path, rocks_err);
     s->broken = true;
     s->broken_err = err;
@@ -865,6 +856,7 @@ static wr_err_t rdb_open(const wr_store_cfg_t *cfg, wr_store_t **out)
 {
     rdb_store_t *s;
     pthread_condattr_t ca;
+    pthread_rwlockattr_t ra;
     wr_err_t err = WR_OK;
 
     if (!cfg || !cfg->dir || !*cfg->dir)
@@ -879,7 +871,13 @@ static wr_err_t rdb_open(const wr_store_cfg_t *cfg, wr_store_t **out)
     s->fsync = cfg->fsync;
     s->limit = cfg->disk_free_limit;
     s->tailp = &s->head;
-    pthread_rwlock_init(&s->dblock, NULL);
+    /* Readers first (glibc's default, made explicit): a visitor may call
+     * back into iterate/meta_scan, and a nested read lock must not wait
+     * behind a reopen waiting for the outer one. */
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_READER_NP);
+    pthread_rwlock_init(&s->dblock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -910,8 +908,7 @@ static wr_err_t rdb_open(const wr_store_cfg_t *cfg, wr_store_t **out)
             /* fall through */
         case DIR_BAD:
             wr_log(WR_LOG_ERROR, WR_LOGC_STORE,
-                   "store=rocksdb path=%s is not a usable "
-                   "directory (%s); refusing to use it",
+                   "store=rocksdb path=%s is not a usable directory (%s); refusing to use it",
                    s->path, strerror(errno));
             err = WR_EIO;
             break;
@@ -1081,7 +1078,7 @@ typedef int (*scan_fn)(void *ctx, const char *k, size_t klen, const char *v, siz
 
 /* Walks column family cf from seek, within ro's bounds, on the caller's
  * thread. The read lock keeps the handle open across a reopen; a visitor
- * may call back into the store (glibc's rwlock lets a reader in again). */
+ * may call back into the store (the lock prefers readers). */
 static wr_err_t scan(rdb_store_t *s, int cf, rocksdb_readoptions_t *ro, const char *seek,
                      size_t seeklen, scan_fn fn, void *ctx)
 {
