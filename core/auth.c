@@ -554,6 +554,11 @@ static void batch_del(batch_t *b, const kbuf_t *k)
     b->n++;
 }
 
+static batch_t *batch_new(void)
+{
+    return xcalloc(1, sizeof(batch_t));
+}
+
 /* Writes the batch in chunks of what fits, then frees its values. */
 static wr_err_t batch_write(wr_auth_t *a, batch_t *b)
 {
@@ -567,6 +572,15 @@ static wr_err_t batch_write(wr_auth_t *a, batch_t *b)
     for (size_t i = 0; i < b->n; i++)
         msgpack_sbuffer_destroy(&b->vals[i]);
     b->n = 0;
+    return err;
+}
+
+/* batch_write, then frees the batch. */
+static wr_err_t batch_done(wr_auth_t *a, batch_t *b)
+{
+    wr_err_t err = batch_write(a, b);
+
+    free(b);
     return err;
 }
 
@@ -1094,10 +1108,9 @@ static void run_tenant_add(wr_auth_t *a, job_t *j)
     t->r.key = xstrndup(j->s[0].ptr, j->s[0].len);
     t->r.klen = j->s[0].len;
     t->created_ms = wr_now_wall_ms();
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     put_tenant(b, t);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err != WR_OK) {
         tenant_free(t);
         return;
@@ -1134,7 +1147,7 @@ static void run_tenant_del(wr_auth_t *a, job_t *j)
         j->res.err = WR_ENOTFOUND;
         return;
     }
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     for (size_t i = 0; i < a->users.n; i++) {
         const user_t *u = (const user_t *)a->users.v[i];
         const grant_t *g = user_grant(u, j->s[0].ptr, j->s[0].len);
@@ -1143,8 +1156,7 @@ static void run_tenant_del(wr_auth_t *a, job_t *j)
     }
     key_make(&k, 'T', j->s[0].ptr, j->s[0].len, NULL, 0);
     batch_del(b, &k);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err != WR_OK)
         return;
     for (size_t i = 0; i < a->users.n; i++) {
@@ -1191,10 +1203,9 @@ static void run_user_put(wr_auth_t *a, job_t *j)
         j->res.err = WR_ENOMEM;
         return;
     }
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     put_user(b, u);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err != WR_OK) {
         user_free(u);
         return;
@@ -1213,7 +1224,7 @@ static void run_user_del(wr_auth_t *a, job_t *j)
         j->res.err = WR_ENOTFOUND;
         return;
     }
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     for (size_t i = 0; i < u->ng; i++)
         del_grant(b, u, &u->g[i]);
     for (size_t i = 0; i < a->tokens.n; i++) {
@@ -1225,8 +1236,7 @@ static void run_user_del(wr_auth_t *a, job_t *j)
     }
     key_make(&k, 'U', u->r.key, u->r.klen, NULL, 0);
     batch_del(b, &k);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err != WR_OK)
         return;
     wrlock(a);
@@ -1268,10 +1278,9 @@ static void run_grant(wr_auth_t *a, job_t *j)
     else
         slot = &nu->g[nu->ng++]; /* user_copy leaves room for one more */
     *slot = g;
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     put_grant(b, nu, slot);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err != WR_OK) {
         user_free(nu);
         return;
@@ -1289,10 +1298,9 @@ static void run_revoke(wr_auth_t *a, job_t *j)
         j->res.err = WR_ENOTFOUND;
         return;
     }
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     del_grant(b, u, g);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err == WR_OK)
         swap_user(a, user_without_grant(u, j->s[1].ptr, j->s[1].len));
 }
@@ -1332,10 +1340,9 @@ static wr_err_t token_put(wr_auth_t *a, const char *user, const char *hex)
     t->r.klen = sizeof(h);
     t->user = xstrndup(user, strlen(user));
     t->created_ms = wr_now_wall_ms();
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     put_token(b, t);
-    err = batch_write(a, b);
-    free(b);
+    err = batch_done(a, b);
     if (err != WR_OK) {
         token_free(t);
         return err;
@@ -1369,11 +1376,10 @@ static void run_token_del(wr_auth_t *a, job_t *j)
         j->res.err = WR_ENOTFOUND;
         return;
     }
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     key_make(&k, 'K', h, sizeof(h), NULL, 0);
     batch_del(b, &k);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err != WR_OK)
         return;
     wrlock(a);
@@ -1397,10 +1403,9 @@ static void run_quota_set(wr_auth_t *a, job_t *j)
     nt->r.key = xstrndup(t->r.key, t->r.klen);
     nt->q[j->key] = j->value;
     nt->qset |= 1u << j->key;
-    b = xcalloc(1, sizeof(*b));
+    b = batch_new();
     put_tenant(b, nt);
-    j->res.err = batch_write(a, b);
-    free(b);
+    j->res.err = batch_done(a, b);
     if (j->res.err != WR_OK) {
         tenant_free(nt);
         return;
@@ -1707,7 +1712,7 @@ static wr_err_t bootstrap(wr_auth_t *a)
     static const wr_slice_t all[3] = {{".*", 2}, {".*", 2}, {".*", 2}};
     tenant_t *t = xcalloc(1, sizeof(*t));
     user_t *guest = xcalloc(1, sizeof(*guest)), *admin = xcalloc(1, sizeof(*admin));
-    batch_t *b = xcalloc(1, sizeof(*b));
+    batch_t *b = batch_new();
     char why[8];
     kbuf_t k;
     msgpack_sbuffer *sb;
@@ -1740,8 +1745,7 @@ static wr_err_t bootstrap(wr_auth_t *a)
         msgpack_pack_array(&pk, 1);
         msgpack_pack_uint8(&pk, REC_V1);
     }
-    err = batch_write(a, b);
-    free(b);
+    err = batch_done(a, b);
     tenant_free((tenant_t *)vec_put(&a->tenants, &t->r));
     user_free((user_t *)vec_put(&a->users, &guest->r));
     user_free((user_t *)vec_put(&a->users, &admin->r));

@@ -140,20 +140,6 @@ static void on_verified(void *arg, const wr_auth_res_t *res)
 /* ------------------------------------------------------------------------ */
 /* Authentication                                                           */
 
-/* A header value without surrounding blanks. */
-static const char *trim(const char *h, size_t *len)
-{
-    size_t n;
-
-    while (*h == ' ' || *h == '\t')
-        h++;
-    n = strlen(h);
-    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    *len = n;
-    return h;
-}
-
 static int basic(wr_rest_call_t *c, const wr_rest_req_t *req, const char *h, size_t n,
                  void (*redo)(wr_rest_call_t *c, const wr_rest_req_t *req))
 {
@@ -230,7 +216,7 @@ int wr_rest_authenticate(wr_rest_call_t *c, const wr_rest_req_t *req,
         return 1;
     }
     if ((h = hdr(req, "X-Auth-Token")) != NULL) {
-        h = trim(h, &n);
+        h = wr_rest_trim(h, &n);
         if (wr_auth_token_user(srv->auth, h, n, c->user, sizeof(c->user), &c->uflags) != WR_OK) {
             fail_401(c, "The X-Auth-Token is not valid.");
             return 0;
@@ -239,7 +225,7 @@ int wr_rest_authenticate(wr_rest_call_t *c, const wr_rest_req_t *req,
         return 1;
     }
     if ((h = hdr(req, "Authorization")) != NULL) {
-        h = trim(h, &n);
+        h = wr_rest_trim(h, &n);
         return basic(c, req, h, n, redo);
     }
     if (!srv->limits.trust_project_header) {

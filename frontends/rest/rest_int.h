@@ -319,6 +319,10 @@ void wr_rest_fail_body(wr_rest_call_t *c, const char *desc);
 void wr_rest_fail_400(wr_rest_call_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A header value without surrounding blanks (WSGI servers strip them);
+ * its length in *len (routes.c). */
+const char *wr_rest_trim(const char *h, size_t *len);
+
 /* ------------------------------------------------------------------------ */
 /* Authentication and permissions (auth.c)                                  */
 

@@ -357,8 +357,7 @@ static const char *hdr(const wr_rest_req_t *req, const char *name)
     return req->header ? req->header(req->hctx, name) : NULL;
 }
 
-/* A header value without surrounding blanks (WSGI servers strip them). */
-static const char *trim(const char *h, size_t *len)
+const char *wr_rest_trim(const char *h, size_t *len)
 {
     size_t n;
 
@@ -409,7 +408,7 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
         wr_rest_fail(c, 400, "Missing header value", "The Client-ID header is required.");
         return false;
     }
-    h = trim(h, &hlen);
+    h = wr_rest_trim(h, &hlen);
     if (!wr_rest_client_id_norm(h, hlen, cid)) {
         wr_rest_fail(c, 400, "Wrong UUID value", "Malformed hexadecimal UUID.");
         return false;
@@ -420,7 +419,7 @@ static bool run_hooks(wr_rest_call_t *c, const wr_rest_req_t *req, const route_t
         wr_rest_fail(c, 400, "Project-Id Missing", "The header X-PROJECT-ID was missing");
         return false;
     }
-    h = trim(h, &plen);
+    h = wr_rest_trim(h, &plen);
     if (plen == 0) {
         wr_rest_fail(c, 400, "Empty project header not allowed",
                      "X-PROJECT-ID cannot be an empty string. Specify the right header "
