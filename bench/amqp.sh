@@ -75,17 +75,7 @@ if [ "${WARREN:-1}" != 0 ]; then
   start_warrend --store "$WARREN_STORE" ${WARREN_ARGS:-}
   BROKERS="warren"
 fi
-RABBITMQ_PORT=""; RABBITMQ_PID=""; RABBITMQ_VERSION=""
-if [ "${RABBITMQ:-1}" != 0 ]; then
-  RABBITMQ_RUN=$(mktemp -d /tmp/rabbitmq-bench.XXXXXX)
-  if "$REPO/bench/rabbitmq/setup.sh" "$RABBITMQ_RUN" > "$TMP/rabbitmq.env"; then
-    # shellcheck disable=SC1091
-    . "$TMP/rabbitmq.env"
-    BROKERS="$BROKERS rabbitmq"
-  else
-    RABBITMQ_RUN=""; say "RabbitMQ did not start: running warren alone"
-  fi
-fi
+if [ "${RABBITMQ:-1}" != 0 ] && start_rabbitmq; then BROKERS="$BROKERS rabbitmq"; fi
 BROKERS=$(echo "$BROKERS" | xargs)
 [ -n "$BROKERS" ] || { say "nothing to benchmark"; exit 1; }
 

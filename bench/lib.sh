@@ -9,6 +9,11 @@
 #                             WARREN_URL; waits until GET /v2/ping answers 2xx
 #   stop_warrend              SIGTERM, wait 10 s, then SIGKILL
 #   warren_desc               one line: the binary / revision warren runs
+#   build_amqp_bench          sets AMQP_BENCH: the shared amqp-bench, built if needed
+#   start_rabbitmq            a private RabbitMQ node (bench/rabbitmq/setup.sh) in a
+#                             new /tmp dir; sets RABBITMQ_RUN RABBITMQ_PORT RABBITMQ_PID
+#                             RABBITMQ_VERSION; status 1 (RABBITMQ_RUN empty) if it
+#                             did not start. Stop it with bench/rabbitmq/stop.sh "$RABBITMQ_RUN"
 #
 # Needs REPO, TMP (a temp dir of the caller) and a say() function.
 
@@ -67,4 +72,31 @@ warren_desc() {
   [ -n "$(git -C "$REPO" status --porcelain -- core frontends backends zones CMakeLists.txt 2>/dev/null)" ] \
     && dirty=' + uncommitted changes'
   echo "$WARREND, work tree at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$dirty"
+}
+
+# build_amqp_bench: sets AMQP_BENCH (unless set) to the shared amqp-bench,
+# built from $SHARED_DIR/amqp-bench/amqp-bench.c into build-bench/ when
+# missing or older than the source. Needs SHARED_DIR.
+build_amqp_bench() {
+  local src=$SHARED_DIR/amqp-bench/amqp-bench.c
+  [ -n "${AMQP_BENCH:-}" ] && return 0
+  [ -f "$src" ] || { say "no $src (set SHARED_DIR)"; return 1; }
+  AMQP_BENCH=$REPO/build-bench/amqp-bench
+  mkdir -p "$REPO/build-bench"
+  if [ ! -x "$AMQP_BENCH" ] || [ "$src" -nt "$AMQP_BENCH" ]; then
+    say "building $AMQP_BENCH"
+    gcc -O2 -Wall -Wextra -o "$AMQP_BENCH" "$src" -lrabbitmq -lpthread
+  fi
+}
+
+start_rabbitmq() {
+  RABBITMQ_PORT=""; RABBITMQ_PID=""; RABBITMQ_VERSION=""
+  RABBITMQ_RUN=$(mktemp -d /tmp/rabbitmq-bench.XXXXXX)
+  if "$REPO/bench/rabbitmq/setup.sh" "$RABBITMQ_RUN" > "$TMP/rabbitmq.env"; then
+    # shellcheck disable=SC1091
+    . "$TMP/rabbitmq.env"
+    return 0
+  fi
+  RABBITMQ_RUN=""; say "RabbitMQ did not start: running warren alone"
+  return 1
 }
