@@ -10,6 +10,7 @@ connections that survive a broker restart, and the ledger the crash tests keep.
   Ledger             what clients saw: published, confirmed, delivered, acked; the checks
 """
 
+import contextlib
 import functools
 import logging
 import subprocess
@@ -272,3 +273,49 @@ def ids_list(pairs, limit=10):
 # the writer's queue (e.g. behind an fsync) brings the message back.
 ACK_WINDOW_BUG = ("bug: an ack's store delete is not in the WAL when the client learns the "
                   "ack was processed; kill -9 in that window redelivers an acked message")
+
+
+@contextlib.contextmanager
+def amqp_channel(port):
+    """A channel on a fresh connection, closed (quietly) at the end."""
+    conn = amqp_connect(port)
+    try:
+        yield conn.channel()
+    finally:
+        close_quietly(conn)
+
+
+def crash_run(w, ledger, publishers, stop_pub, consumers, counts, cycles, seconds, min_confirms):
+    """The crash tests' whole run on a started w: start the client threads,
+    kill -9 and restart `cycles` times, stop the publishers, let the
+    consumers (objects with .thread, .stop and .drained()) drain until
+    counts() (messages left per queue) is all zeros, then stop cleanly and
+    start again: ledger.after_clean_restart = counts() there."""
+    for t in publishers + [c.thread for c in consumers]:
+        t.start()
+    crash_loop(w, ledger, cycles, seconds, min_confirms)
+    stop_pub.set()
+    for t in publishers:
+        t.join(30)
+    assert not any(t.is_alive() for t in publishers), "a publisher did not stop"
+    wait_for(lambda: not any(counts()) and all(c.drained() for c in consumers),
+             scaled(60, 180), "the consumers to drain the queues (%s)" % ledger.summary())
+    for c in consumers:
+        c.stop.set()
+    for c in consumers:
+        c.thread.join(30)
+    assert not any(c.thread.is_alive() for c in consumers), "a consumer did not stop"
+    print(ledger.summary())
+    # Acks made before a clean stop stay made.
+    assert w.stop() == 0, w.log_tail()
+    w.start()
+    ledger.after_clean_restart = counts()
+    assert w.stop() == 0, w.log_tail()
+
+
+def crash_teardown(w, stop_pub, consumers):
+    stop_pub.set()
+    for c in consumers:
+        c.stop.set()
+    w.kill()
+    w.cleanup()

@@ -83,6 +83,9 @@ class Consumer:
         self.idle = False
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    def drained(self):
+        return self.idle and time.monotonic() - self.last_delivery > 0.5
+
     def settle(self, ch, held, keep=0):
         """Acks all but the last `keep` of held (and drops them from it)."""
         done = held[:len(held) - keep]
@@ -122,24 +125,16 @@ class Consumer:
 
 
 def ready_counts(port):
-    conn = dl.amqp_connect(port)
-    try:
-        ch = conn.channel()
+    with dl.amqp_channel(port) as ch:
         return [ch.queue_declare(q, passive=True).method.message_count for q in QUEUES]
-    finally:
-        dl.close_quietly(conn)
 
 
 def declare_topology(port):
-    conn = dl.amqp_connect(port)
-    try:
-        ch = conn.channel()
+    with dl.amqp_channel(port) as ch:
         ch.exchange_declare(EXCHANGE, "direct", durable=True)
         for q in QUEUES:
             ch.queue_declare(q, durable=True)
             ch.queue_bind(q, EXCHANGE, routing_key=q)
-    finally:
-        dl.close_quietly(conn)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +143,7 @@ def run():
     w = dl.durable_warren()
     ledger = dl.Ledger()
     stop_pub = threading.Event()
-    pubs, cons = [], []
+    cons = []
     try:
         w.start()
         declare_topology(w.amqp_port)
@@ -156,38 +151,11 @@ def run():
                                  daemon=True) for i in range(PUBLISHERS)]
         cons = [Consumer(w.amqp_port, q, ledger) for q in QUEUES
                 for _ in range(CONSUMERS_PER_QUEUE)]
-        for t in pubs + [c.thread for c in cons]:
-            t.start()
-        dl.crash_loop(w, ledger, CYCLES, CYCLE_SECONDS, MIN_CONFIRMS_PER_CYCLE)
-
-        # Publishers stop; consumers drain everything that is left.
-        stop_pub.set()
-        for t in pubs:
-            t.join(30)
-        assert not any(t.is_alive() for t in pubs), "a publisher did not stop"
-        dl.wait_for(lambda: ready_counts(w.amqp_port) == [0] * len(QUEUES) and
-                    all(c.idle and time.monotonic() - c.last_delivery > 0.5 for c in cons),
-                    dl.scaled(60, 180), "the consumers to drain the queues (%s)"
-                    % ledger.summary())
-        for c in cons:
-            c.stop.set()
-        for c in cons:
-            c.thread.join(30)
-        assert not any(c.thread.is_alive() for c in cons), "a consumer did not stop"
-        print(ledger.summary())
-
-        # Acks made before a clean stop stay made.
-        assert w.stop() == 0, w.log_tail()
-        w.start()
-        ledger.after_clean_restart = ready_counts(w.amqp_port)
-        assert w.stop() == 0, w.log_tail()
+        dl.crash_run(w, ledger, pubs, stop_pub, cons, lambda: ready_counts(w.amqp_port),
+                     CYCLES, CYCLE_SECONDS, MIN_CONFIRMS_PER_CYCLE)
         yield ledger
     finally:
-        stop_pub.set()
-        for c in cons:
-            c.stop.set()
-        w.kill()
-        w.cleanup()
+        dl.crash_teardown(w, stop_pub, cons)
 
 
 def test_every_confirmed_message_is_delivered(run):

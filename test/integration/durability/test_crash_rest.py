@@ -58,6 +58,9 @@ class Consumer:
         self.idle = False
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    def drained(self):
+        return self.idle
+
     def run(self):
         while not self.stop.is_set():
             try:
@@ -94,7 +97,7 @@ def run():
     w = dl.durable_warren()
     ledger = dl.Ledger()
     stop_pub = threading.Event()
-    pubs, cons = [], []
+    cons = []
     try:
         w.start()
         project = wl.new_project()
@@ -106,34 +109,11 @@ def run():
                 for i in range(PUBLISHERS)]
         cons = [Consumer(wl.Api(w.url, project=project), q, ledger) for q in QUEUES
                 for _ in range(CONSUMERS_PER_QUEUE)]
-        for t in pubs + [c.thread for c in cons]:
-            t.start()
-        dl.crash_loop(w, ledger, CYCLES, CYCLE_SECONDS, MIN_CONFIRMS_PER_CYCLE)
-
-        stop_pub.set()
-        for t in pubs:
-            t.join(30)
-        assert not any(t.is_alive() for t in pubs), "a publisher did not stop"
-        dl.wait_for(lambda: totals(admin) == [0] * len(QUEUES) and all(c.idle for c in cons),
-                    dl.scaled(60, 180), "the consumers to drain the queues (%s)"
-                    % ledger.summary())
-        for c in cons:
-            c.stop.set()
-        for c in cons:
-            c.thread.join(30)
-        print(ledger.summary())
-
-        assert w.stop() == 0, w.log_tail()
-        w.start()
-        ledger.after_clean_restart = totals(admin)
-        assert w.stop() == 0, w.log_tail()
+        dl.crash_run(w, ledger, pubs, stop_pub, cons, lambda: totals(admin),
+                     CYCLES, CYCLE_SECONDS, MIN_CONFIRMS_PER_CYCLE)
         yield ledger
     finally:
-        stop_pub.set()
-        for c in cons:
-            c.stop.set()
-        w.kill()
-        w.cleanup()
+        dl.crash_teardown(w, stop_pub, cons)
 
 
 def test_every_201_message_is_delivered(run):
