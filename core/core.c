@@ -379,15 +379,46 @@ static void on_reply(void *arg)
 
 void wr__complete(wr__req_t *r)
 {
+    wr__shard_t *sh = wr__shard_current(r->core);
+
     /* Store deletes this task queued (acks, expiry) go out before anyone
      * hears the answer: an acked message must not come back after a crash
      * that follows the reply. */
-    wr__persist_flush(wr__shard_current(r->core));
+    wr__persist_flush(sh);
     /* Internal and fire-and-forget requests have no one to tell. */
-    if (!r->reply || r->nocb)
+    if (!r->reply || r->nocb) {
         req_free(r);
-    else
+        return;
+    }
+    /* Nor may any answer from this shard overtake a delete still on its
+     * way to the log: a client that acked, then heard back from the same
+     * queue, must be able to count on the ack (persist.c). Subscription
+     * changes are the exception: their answers must stay ahead of the
+     * deliveries the shard pushes right after them (consumer.c), and they
+     * tell nothing about acks. */
+    if (sh->wal_done < sh->wal_sent && r->op != WR__OP_SUB) {
+        r->defer_tag = sh->wal_sent;
+        r->defer_next = NULL;
+        if (sh->defer_tail)
+            sh->defer_tail->defer_next = r;
+        else
+            sh->defer_head = r;
+        sh->defer_tail = r;
+        return;
+    }
+    wr_loop_post(r->reply, on_reply, r);
+}
+
+void wr__release_deferred(wr__shard_t *sh)
+{
+    wr__req_t *r;
+
+    while ((r = sh->defer_head) && r->defer_tag <= sh->wal_done) {
+        sh->defer_head = r->defer_next;
+        if (!sh->defer_head)
+            sh->defer_tail = NULL;
         wr_loop_post(r->reply, on_reply, r);
+    }
 }
 
 void wr__gather_done(wr__req_t *r)

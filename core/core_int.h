@@ -596,6 +596,10 @@ struct wr__shard {
      * during a task and written once at its end. */
     wr_store_op_t *dels;
     size_t ndels, dels_cap;
+    /* Those batches sent to the store and done (in the log); answers wait
+     * in defer_* until every batch sent before them is done. */
+    uint64_t wal_sent, wal_done;
+    wr__req_t *defer_head, *defer_tail;
     wr__map_t topos; /* tenant -> wr__topo_t: this shard's topology replica */
     /* Routing scratch, reused by every publish routed on this shard. */
     struct wr__rscratch *rt;
@@ -701,6 +705,9 @@ struct wr__req {
     /* A store write this request waits on. */
     wr_err_t store_err;
     void *store_aux;
+    /* Answered, waiting for the shard's delete batch defer_tag (core.c). */
+    uint64_t defer_tag;
+    wr__req_t *defer_next;
 
     /* Gathers: shards that have not answered yet, and a sum they make. */
     atomic_uint pending;
@@ -843,6 +850,9 @@ wr__shard_t *wr__shard_here(wr_core_t *core);
  * reply loop; the cb runs there, then the request and its result
  * references are freed. */
 void wr__complete(wr__req_t *r);
+/* After a delete batch of sh reached the log: sends the answers that
+ * waited for it. */
+void wr__release_deferred(wr__shard_t *sh);
 /* Completes a gather part; the last shard posts the completion. */
 void wr__gather_done(wr__req_t *r);
 

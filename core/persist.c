@@ -6,8 +6,12 @@
  * declare) go out with WR_DUR_SYNC, and the request completes in the
  * store's done callback, posted back to the shard because the store may
  * call it on any thread. Deletes (acks, expiry, purge, queue delete) are
- * gathered during a shard task and written as one batch at its end,
- * without waiting: a crash before they land redelivers (at-least-once).
+ * gathered during a shard task and written as one batch at its end. The
+ * task does not wait for it, but every answer the shard sends after it
+ * does (core.c, wr__complete): so once a client hears back from the shard
+ * after an ack (a REST 204, a later reply on the same queue), the ack is
+ * in the log and survives a crash of the process (with --fsync always,
+ * of the machine too).
  *
  * Records are msgpack (record.c). A message's first delivery writes a
  * mark beside it (without waiting), so that a message delivered but not
@@ -55,11 +59,23 @@ static void on_done(void *arg, wr_err_t err)
     wr_loop_post(r->core->shards[r->shard].loop, on_done_task, r);
 }
 
+static void on_wal_done(void *arg)
+{
+    wr__shard_t *sh = arg;
+
+    sh->wal_done++;
+    wr__release_deferred(sh);
+}
+
+/* May run on any thread: only post. The store completes batches in the
+ * order they were sent, and the mailbox keeps that order. */
 static void on_del_done(void *arg, wr_err_t err)
 {
-    (void)arg;
+    wr__shard_t *sh = arg;
+
     if (err != WR_OK)
         wr_log(WR_LOG_WARN, WR_LOGC_STORE, "store delete failed: %s", wr_strerror(err));
+    wr_loop_post(sh->loop, on_wal_done, sh);
 }
 
 static wr_err_t write_waited(wr__shard_t *sh, wr__req_t *r, aux_t *a, size_t n)
@@ -205,10 +221,10 @@ void wr__persist_flush(wr__shard_t *sh)
         wr__dl_flush(sh);
     if (!sh->ndels)
         return;
-    err = wr_store_write_batch(sh->core->store, sh->dels, sh->ndels, WR_DUR_WAL, on_del_done,
-                               NULL);
+    sh->wal_sent++;
+    err = wr_store_write_batch(sh->core->store, sh->dels, sh->ndels, WR_DUR_WAL, on_del_done, sh);
     if (err != WR_OK)
-        wr_log(WR_LOG_WARN, WR_LOGC_STORE, "store delete failed: %s", wr_strerror(err));
+        on_del_done(sh, err); /* nothing to wait for */
     for (size_t i = 0; i < sh->ndels; i++)
         if (sh->dels[i].kind == WR_STORE_DEL_META)
             free((void *)sh->dels[i].key.ptr);

@@ -264,17 +264,6 @@ def ids_list(pairs, limit=10):
     return ", ".join("%s (epoch %d)" % p for p in pairs[:limit])
 
 
-# Found by the crash tests (reported; core/ is not ours to change): the
-# delete behind an ack is queued to the store's writer thread without
-# waiting (core/persist.c: wr__persist_flush, WR_DUR_WAL, no completion
-# awaited), and nothing a client can do waits for it: a synchronous method
-# after basic.ack (queue.declare passive) or a REST DELETE's 204 only means
-# the shard has processed the ack. A kill -9 while the delete still sits in
-# the writer's queue (e.g. behind an fsync) brings the message back.
-ACK_WINDOW_BUG = ("bug: an ack's store delete is not in the WAL when the client learns the "
-                  "ack was processed; kill -9 in that window redelivers an acked message")
-
-
 @contextlib.contextmanager
 def amqp_channel(port):
     """A channel on a fresh connection, closed (quietly) at the end."""

@@ -185,7 +185,6 @@ def test_an_ack_followed_by_a_confirmed_write_never_comes_back(run):
         run.history(m) for m, _ in back[:5])
 
 
-@pytest.mark.xfail(strict=False, reason=dl.ACK_WINDOW_BUG)
 def test_an_acked_message_never_comes_back(run):
     back = run.acked_then_delivered()
     assert not back, "%d acked messages delivered again after kill -9: %s" \

@@ -7,7 +7,8 @@ ack. warrend (--store rocksdb) is killed with SIGKILL and restarted on the same
 data dir cycle after cycle; the clients retry through the outage. After the
 last restart the publishers stop, the consumers drain, and the ledger must
 show every 201 delivered, nothing invented, no message claimed again after
-its delete answered 204 (see ACK_WINDOW_BUG), and a clean restart keeps the
+its delete answered 204 (the shard answers only once the delete is in the
+log), and a clean restart keeps the
 queues empty.
 """
 
@@ -137,7 +138,6 @@ def test_a_delete_followed_by_a_201_never_comes_back(run):
         run.history(m) for m, _ in back[:5])
 
 
-@pytest.mark.xfail(strict=False, reason=dl.ACK_WINDOW_BUG)
 def test_a_deleted_message_never_comes_back(run):
     back = run.acked_then_delivered()
     assert not back, "%d messages claimed again after their DELETE answered 204: %s" % (
