@@ -99,6 +99,7 @@ typedef struct wr__claim wr__claim_t;
 #define WR__MSG_REDELIVERED 0x02u
 #define WR__MSG_PURGED 0x04u /* purged while claimed: remove when the claim ends */
 #define WR__MSG_ROUTE 0x08u  /* `route` is set (not `producer`) */
+#define WR__MSG_MARKED 0x10u /* its delivery mark is in the store (persist.c) */
 /* Bits 8..15 of flags: the priority (as capped by the queue). */
 #define WR__MSG_PRIO_SHIFT 8
 #define WR__MSG_PRIO(m) ((uint8_t)((m)->flags >> WR__MSG_PRIO_SHIFT))

@@ -174,7 +174,7 @@ static wr_store_op_t *del_slot(wr__shard_t *sh)
 void wr__persist_del_msg(wr__shard_t *sh, const wr__queue_t *q, const wr__msg_t *m)
 {
     *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_MSG, .q = q->qid, .seq = m->id};
-    if (m->claim_count)
+    if (m->flags & WR__MSG_MARKED)
         *del_slot(sh) =
             (wr_store_op_t){.kind = WR_STORE_DEL_MSG, .q = q->qid | WR__QID_MARK, .seq = m->id};
 }
@@ -189,10 +189,12 @@ void wr__persist_mark(wr__shard_t *sh, const wr__queue_t *q, const wr__msg_t *m)
 
 void wr__msg_delivered(wr__shard_t *sh, const wr__queue_t *q, wr__msg_t *m, bool mark)
 {
-    if (m->claim_count++)
+    if (m->claim_count++) {
         m->flags |= WR__MSG_REDELIVERED;
-    else if (mark && (m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q))
+    } else if (mark && (m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q)) {
         wr__persist_mark(sh, q, m);
+        m->flags |= WR__MSG_MARKED;
+    }
 }
 
 void wr__persist_del_queue(wr__shard_t *sh, const wr__queue_t *q)
@@ -212,6 +214,67 @@ void wr__persist_del_queue(wr__shard_t *sh, const wr__queue_t *q)
     *del_slot(sh) = (wr_store_op_t){.kind = WR_STORE_DEL_META, .key = {key, klen}};
 }
 
+/* A consumed head (a run of acks of consecutive ids, with their marks) is
+ * one range delete instead of one tombstone per message: fewer keys for
+ * compaction and for the next start's scan. Only for batches of deletes
+ * alone, where order does not matter, and long runs (RocksDB pays for
+ * every range tombstone on reads). */
+#define RANGE_MIN 16
+#define RANGE_QUEUES 8
+
+static void coalesce(wr__shard_t *sh)
+{
+    struct run {
+        wr_qid_t q;
+        uint64_t lo, hi;
+        size_t n;
+    } runs[RANGE_QUEUES];
+    size_t nr = 0, k = 0;
+
+    if (sh->ndels < RANGE_MIN)
+        return;
+    for (size_t i = 0; i < sh->ndels; i++) {
+        const wr_store_op_t *o = &sh->dels[i];
+        size_t j;
+        if (o->kind == WR_STORE_PUT_MSG || o->kind == WR_STORE_PUT_META)
+            return;
+        if (o->kind != WR_STORE_DEL_MSG)
+            continue;
+        for (j = 0; j < nr && runs[j].q != o->q; j++)
+            ;
+        if (j == nr) {
+            if (nr == RANGE_QUEUES)
+                return;
+            runs[nr++] = (struct run){o->q, o->seq, o->seq, 0};
+        }
+        runs[j].lo = WR__MIN(runs[j].lo, o->seq);
+        runs[j].hi = WR__MAX(runs[j].hi, o->seq);
+        runs[j].n++;
+    }
+    for (size_t j = 0; j < nr; j++)
+        if (runs[j].n < RANGE_MIN || runs[j].hi - runs[j].lo + 1 != runs[j].n)
+            runs[j].n = 0; /* short, or with holes (or twice an id): keep */
+    for (size_t i = 0; i < sh->ndels; i++) {
+        const wr_store_op_t *o = &sh->dels[i];
+        size_t j = 0;
+        if (o->kind == WR_STORE_DEL_MSG) {
+            while (runs[j].q != o->q)
+                j++;
+            if (runs[j].n == 0) {
+                sh->dels[k++] = *o;
+            } else if (o->seq == runs[j].lo) {
+                sh->dels[k++] = (wr_store_op_t){.kind = WR_STORE_DEL_RANGE,
+                                                .q = o->q,
+                                                .seq = runs[j].lo,
+                                                .seq_hi = runs[j].hi};
+            }
+            continue;
+        }
+        sh->dels[k++] = *o;
+    }
+    sh->ndels = k;
+}
+
 void wr__persist_flush(wr__shard_t *sh)
 {
     wr_err_t err;
@@ -221,6 +284,7 @@ void wr__persist_flush(wr__shard_t *sh)
         wr__dl_flush(sh);
     if (!sh->ndels)
         return;
+    coalesce(sh);
     sh->wal_sent++;
     err = wr_store_write_batch(sh->core->store, sh->dels, sh->ndels, WR_DUR_WAL, on_del_done, sh);
     if (err != WR_OK)

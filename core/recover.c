@@ -77,8 +77,11 @@ static int visit_msg(void *arg, uint64_t seq, wr_bytes_t val)
     }
     if ((rec.flags & WR__MSG_ROUTE) && rec.exchange.ptr)
         route = wr_body_new(rec.exchange, rec.key);
-    if (marked(&c->marks, seq) && rec.claim_count == 0)
-        rec.claim_count = 1;
+    if (marked(&c->marks, seq)) {
+        rec.flags |= WR__MSG_MARKED;
+        if (rec.claim_count == 0)
+            rec.claim_count = 1;
+    }
     wr__msg_restore(q, seq, &rec, wr_body_new(rec.props, rec.body), route);
     c->messages++;
     return 0;

@@ -218,3 +218,76 @@ Test(persist, store_failure_rolls_back, .init = NULL, .fini = NULL)
     t_call_free(w);
     t_teardown();
 }
+
+/* A memory store that counts the kinds of ops it is given. */
+typedef struct rec_store {
+    wr_store_t base;
+    wr_store_t *mem;
+    _Atomic size_t del_msg, del_range;
+} rec_store_t;
+
+static wr_err_t rec_write(wr_store_t *st, const wr_store_op_t *ops, size_t n, wr_durability_t dur,
+                          wr_store_done_cb done, void *arg)
+{
+    rec_store_t *r = (rec_store_t *)st;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind == WR_STORE_DEL_MSG)
+            r->del_msg++;
+        if (ops[i].kind == WR_STORE_DEL_RANGE)
+            r->del_range++;
+    }
+    return wr_store_write_batch(r->mem, ops, n, dur, done, arg);
+}
+
+static wr_err_t rec_iterate(wr_store_t *st, wr_qid_t q, uint64_t from, size_t max,
+                            wr_store_visit_cb visit, void *arg)
+{
+    return wr_store_iterate(((rec_store_t *)st)->mem, q, from, max, visit, arg);
+}
+
+static wr_err_t rec_meta_scan(wr_store_t *st, wr_bytes_t prefix, wr_store_meta_visit_cb visit,
+                              void *arg)
+{
+    return wr_store_meta_scan(((rec_store_t *)st)->mem, prefix, visit, arg);
+}
+
+static const wr_store_ops_t rec_ops = {.abi = WR_STORE_ABI,
+                                       .name = "rec",
+                                       .write_batch = rec_write,
+                                       .iterate = rec_iterate,
+                                       .meta_scan = rec_meta_scan};
+
+Test(persist, consumed_head_is_one_range_delete, .init = NULL, .fini = NULL)
+{
+    rec_store_t rs = {.base = {&rec_ops}};
+    cr_assert_eq(wr_store_find("memory")->open(&(wr_store_cfg_t){0}, &rs.mem), WR_OK);
+    store = &rs.base;
+    wr_core_cfg_t cfg = {.shards = 2, .store = &rs.base};
+    t_setup_cfg(&cfg);
+
+    wr_queue_attrs_t a = {.durable = true};
+    cr_assert_eq(t_declare("t", "head", &a), WR_OK);
+    wr_msg_in_t m[100];
+    for (int i = 0; i < 100; i++) {
+        m[i] = t_msg("x", 0, -1, 0);
+        m[i].persistent = true;
+    }
+    t_call_free(t_publish_msgs("t", "head", m, 100, 0));
+    found_t f = queue_record("t", "head");
+
+    /* 40 popped in one call: one range delete, no single ones. */
+    t_call_free(t_pop("t", "head", 40));
+    t_call_free(t_metrics());
+    cr_assert_eq(rs.del_range, 1);
+    cr_assert_eq(rs.del_msg, 0);
+    cr_assert_eq(stored_msgs(f.qid), 60);
+
+    /* A short run stays single deletes. */
+    t_call_free(t_pop("t", "head", 3));
+    t_call_free(t_metrics());
+    cr_assert_eq(rs.del_range, 1);
+    cr_assert_eq(rs.del_msg, 3);
+    cr_assert_eq(stored_msgs(f.qid), 57);
+    t_teardown();
+    wr_store_close(rs.mem);
+}
