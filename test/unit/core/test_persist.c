@@ -290,4 +290,5 @@ Test(persist, consumed_head_is_one_range_delete, .init = NULL, .fini = NULL)
     cr_assert_eq(stored_msgs(f.qid), 57);
     t_teardown();
     wr_store_close(rs.mem);
+    store = NULL; /* the suite's fini closes `store` */
 }
