@@ -32,10 +32,12 @@
 /* The table                                                                */
 
 typedef enum {
-    OPT_ADDR,   /* ADDR:PORT into a char[] (off) and a uint16_t (off2) */
+    OPT_ADDR,   /* ADDR:PORT into a char[] (off) and a uint16_t (off2); empty
+                   (off) only when the row's default is empty */
     OPT_UINT,   /* unsigned integer of 4 bytes, min..max */
     OPT_NAME,   /* [A-Za-z0-9._-]+ into a char[] of `size` bytes */
     OPT_PATH,   /* any non-empty string into a char[] */
+    OPT_FILE,   /* empty, or a path into a char[] */
     OPT_URL,    /* empty, or http(s)://... */
     OPT_LEVEL,  /* error|warn|info|debug */
     OPT_CHOICE, /* one of the '|'-separated words of the row's metavar */
@@ -87,6 +89,23 @@ static const opt_t opts[] = {
      "REST queues without \"_durable\" are durable"},
     {"auth", OPT_AUTH, FIELD(auth), 0, "loopback", 0, 0, "MODE",
      "loopback or required (see docs/security.md)"},
+    {"amqps", OPT_ADDR, FIELD(amqps_addr), offsetof(wr_config_t, amqps_port), "", 1, 65535,
+     "ADDR:PORT", "AMQP 0-9-1 over TLS listener (5671 is usual; needs tls-cert, tls-key)"},
+    {"https", OPT_ADDR, FIELD(https_addr), offsetof(wr_config_t, https_port), "", 1, 65535,
+     "ADDR:PORT", "REST over TLS listener (needs tls-cert, tls-key)"},
+    {"tls-cert", OPT_FILE, FIELD(tls_cert), 0, "", 0, 0, "FILE",
+     "PEM certificate (chain) for --amqps and --https"},
+    {"tls-key", OPT_FILE, FIELD(tls_key), 0, "", 0, 0, "FILE", "PEM private key of tls-cert"},
+    {"tls-ca", OPT_FILE, FIELD(tls_ca), 0, "", 0, 0, "FILE",
+     "PEM CAs: verify client certificates (optional ones)"},
+    {"max-handshakes", OPT_UINT, FIELD(max_handshakes), 0, "1000", 1, 1000000, "N",
+     "AMQP connections still in their handshake; more are closed"},
+    {"http-idle-timeout", OPT_UINT, FIELD(http_idle_timeout), 0, "60", 1, 86400, "SECONDS",
+     "REST: close a connection idle (or not reading) this long"},
+    {"http-request-timeout", OPT_UINT, FIELD(http_request_timeout), 0, "30", 1, 86400,
+     "SECONDS", "REST: a request must arrive whole within this"},
+    {"memory-high-watermark", OPT_UINT, FIELD(memory_high_watermark), 0, "0", 0, UINT64_MAX / 2,
+     "BYTES", "RSS above which publishers are blocked (0: 40% of RAM)"},
     {"help", OPT_HELP, NOFIELD, 0, NULL, 0, 0, NULL, "print this help and exit"},
     {"version", OPT_VERSION, NOFIELD, 0, NULL, 0, 0, NULL, "print the version and exit"},
 };
@@ -166,10 +185,15 @@ static wr_err_t set_addr(const opt_t *o, wr_config_t *cfg, const char *val, char
     uint64_t port;
     size_t hl;
 
+    if (val[0] == '\0' && o->def && o->def[0] == '\0') { /* an optional listener: off */
+        ((char *)cfg + o->off)[0] = '\0';
+        *(uint16_t *)(void *)((char *)cfg + o->off2) = 0;
+        return WR_OK;
+    }
     colon = strrchr(val, ':');
     if (!colon || colon == val) {
         snprintf(why, wlen, "'%s' is not ADDR:PORT (e.g. 127.0.0.1:%s)", val,
-                 strchr(o->def, ':') + 1);
+                 o->def[0] ? strchr(o->def, ':') + 1 : "PORT");
         return WR_EINVAL;
     }
     hs = val;
@@ -258,6 +282,8 @@ static wr_err_t set_value(const opt_t *o, wr_config_t *cfg, const char *val, cha
             snprintf(why, wlen, "must not be empty");
             return WR_EINVAL;
         }
+        return set_str(o, cfg, val, why, wlen);
+    case OPT_FILE:
         return set_str(o, cfg, val, why, wlen);
     case OPT_URL:
         if (val[0] != '\0' && strncmp(val, "http://", 7) != 0 && strncmp(val, "https://", 8) != 0) {

@@ -29,6 +29,18 @@ typedef struct wr_config {
     uint64_t disk_free_limit;   /* --disk-free-limit BYTES (default 50000000) */
     char rest_durable[8];       /* --rest-durable true|false (default true) */
     char auth[16];         /* --auth loopback|required (default loopback) */
+    /* TLS and abuse limits (docs/security.md, "Limits" and "TLS"). */
+    char amqps_addr[64];   /* --amqps ADDR:PORT (default empty: no AMQP over TLS) */
+    uint16_t amqps_port;
+    char https_addr[64];   /* --https ADDR:PORT (default empty: no HTTPS) */
+    uint16_t https_port;
+    char tls_cert[1024];   /* --tls-cert FILE: PEM certificate chain */
+    char tls_key[1024];    /* --tls-key FILE: PEM private key */
+    char tls_ca[1024];     /* --tls-ca FILE: PEM CAs to verify client certificates by */
+    uint32_t max_handshakes;       /* --max-handshakes N (default 1000) */
+    uint32_t http_idle_timeout;    /* --http-idle-timeout SECONDS (default 60) */
+    uint32_t http_request_timeout; /* --http-request-timeout SECONDS (default 30) */
+    uint64_t memory_high_watermark; /* --memory-high-watermark BYTES (0: 40% of RAM) */
     /* Derived: credentials are required on both protocols (--auth required,
      * or the REST listener is not on loopback). */
     bool auth_required;

@@ -18,7 +18,9 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   # libraries (DESIGN.md "Dependencies")
   libevent-dev libevhtp-dev libjansson-dev libinih-dev libmsgpack-dev
-  librocksdb-dev librabbitmq-dev libjemalloc-dev libsodium-dev
+  librocksdb-dev librabbitmq-dev libjemalloc-dev libsodium-dev libssl-dev
+  # TLS tests: certificates made with the openssl command
+  openssl
   # unit tests
   libcriterion-dev
   # integration tests and benchmarks: real clients, no mocks

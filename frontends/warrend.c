@@ -38,6 +38,7 @@
 #include "../core/auth.h"
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/mem.h"
 #include "../core/wr.h"
 #include "frontend.h"
 
@@ -264,7 +265,7 @@ typedef struct proc {
     wr_auth_t *auth;
     wr_frontend_t *fe[MAX_FRONTENDS];
     size_t nfe;
-    listener_t listeners[2];
+    listener_t listeners[4];
 } proc_t;
 
 /* Frees in reverse order of startup; safe on a partly started proc. */
@@ -310,6 +311,17 @@ static int start(proc_t *p)
 
     p->listeners[nl++] = (listener_t){"rest", "http", cfg->http_addr, cfg->http_port};
     p->listeners[nl++] = (listener_t){"amqp", "amqp", cfg->amqp_addr, cfg->amqp_port};
+    if (cfg->amqps_addr[0])
+        p->listeners[nl++] = (listener_t){"amqp", "amqps", cfg->amqps_addr, cfg->amqps_port};
+    if (cfg->https_addr[0])
+        p->listeners[nl++] = (listener_t){"rest", "https", cfg->https_addr, cfg->https_port};
+    if ((cfg->amqps_addr[0] || cfg->https_addr[0]) && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
+        fprintf(stderr, "warrend: --amqps and --https need --tls-cert and --tls-key\n");
+        return -1;
+    }
+    wr_log(WR_LOG_INFO, WR_LOGC_CORE, "memory high watermark %llu bytes%s",
+           (unsigned long long)wr_mem_set_limit(cfg->memory_high_watermark),
+           cfg->memory_high_watermark ? "" : " (40% of RAM)");
 
     if (mkdir_p(cfg->data_dir) != 0) {
         fprintf(stderr, "warrend: cannot create data directory %s: %s\n", cfg->data_dir,

@@ -37,7 +37,6 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 
-#include "../../core/quota.h"
 #include "../../core/wr.h"
 
 struct evbuffer;
@@ -269,8 +268,6 @@ struct wr_amqp_conn {
     char user[256];
     char tenant[WR_NAME_MAX + 1];
     size_t tenant_len;
-    wr_tenant_t *tn;  /* its quotas (set at connection.open; lives with the core) */
-    bool tn_counted;  /* counted under max-connections */
 
     /* Clock (monotonic ms), as last given to feed/tick. */
     int64_t now_ms, started_ms, last_recv_ms, last_sent_ms, closing_ms;
@@ -288,6 +285,8 @@ struct wr_amqp_conn {
     bool cap_cancel_notify;   /* the client announced consumer_cancel_notify */
     bool cap_blocked;         /* the client announced connection.blocked */
     bool blocked;             /* we sent connection.blocked (store full) */
+    bool published;           /* sent a basic.publish: memory blocking applies */
+    bool mem_blocked;         /* memory high watermark: nothing is read (blocked.c) */
     int64_t blocked_check_ms; /* when the store was last asked while blocked */
     uint64_t chan_serial;     /* last channel serial given out */
     size_t backlog_bytes;     /* bytes held in channel backlogs */
@@ -353,6 +352,12 @@ void wr__amqp_send(wr_amqp_conn_t *c, uint16_t ch, amqp_method_number_t id, void
  * publishes are nacked then), connection.unblocked once it has room. Call
  * after a publish failed for lack of space, and from the connection's tick. */
 void wr__amqp_blocked_check(wr_amqp_conn_t *c, int64_t now_ms);
+/* blocked.c: the memory high watermark (core/mem.h). A connection that has
+ * published stops being read while memory is above the mark (want() says
+ * PAUSE), and hears connection.blocked "low on memory" if it announced the
+ * capability; tick() asks again every WR_AMQP_BLOCKED_POLL_MS. Call before
+ * feeding what a read brought. */
+void wr__amqp_mem_check(wr_amqp_conn_t *c, int64_t now_ms);
 /* How often a blocked connection asks whether the store has room again. */
 #define WR_AMQP_BLOCKED_POLL_MS 250
 
@@ -410,7 +415,6 @@ struct wr_amqp_chan {
     wr_amqp_ch_state_t state;
     bool flow_active; /* channel.flow from the client: may we send content? */
     uint64_t serial;  /* unique per connection: tells a reused id apart */
-    bool tn_counted;  /* counted under the tenant's max-channels */
 
     /* Content assembly (basic.publish + header + body frames). */
     wr_amqp_content_state_t content;
@@ -630,11 +634,6 @@ void wr__amqp_op_reply(wr_amqp_op_t *op, wr_amqp_chan_t *ch, amqp_method_number_
 /* The connection's vhost name, for error texts. */
 const char *wr__amqp_vhost(const wr_amqp_conn_t *c);
 
-/* quota.c: the text of a tenant quota refusal (WR_ELIMIT, WR_ERATE, or
- * WR_ETOOBIG from max-message-bytes) into buf; false if err is not one.
- * what: the caller's text ("queue 'q': ..."), its subject is used. */
-bool wr__amqp_quota_text(wr_amqp_conn_t *c, wr_err_t err, const char *what, char *buf, size_t cap);
-
 /* ------------------------------------------------------------------------ */
 /* topology.c: exchange.* and queue.*                                        */
 
@@ -653,11 +652,6 @@ void wr__amqp_on_queue_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
  * false with RabbitMQ's text in why. */
 bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *attrs /* OUT */, char *why,
                          size_t why_cap);
-
-/* Parses basic.consume arguments: x-priority (consumer priority, an
- * integer; default 0). False with the reason in why on a bad value. */
-bool wr__amqp_consume_args(const amqp_table_t *args, int32_t *priority /* OUT */, char *why,
-                           size_t why_cap);
 
 /* The queue name a method means: "" is the channel's last declared queue.
  * False (and a 404 raised) when there is none. */

@@ -94,10 +94,6 @@ wr_amqp_conn_t *wr__amqp_conn_ref(wr_amqp_conn_t *c)
 
 static void uncount(wr_amqp_conn_t *c)
 {
-    if (c->tn_counted) {
-        c->tn_counted = false;
-        wr_tenant_conn_close(c->tn);
-    }
     if (c->counted) {
         c->counted = false;
         atomic_fetch_sub_explicit(&c->env->connections, 1, memory_order_relaxed);
@@ -156,7 +152,8 @@ wr_amqp_want_t wr__amqp_conn_want(const wr_amqp_conn_t *c)
         return WR_AMQP_WANT_DROP;
     if (c->state == WR_AMQP_S_CLOSED)
         return WR_AMQP_WANT_FLUSH;
-    if (evbuffer_get_length(c->out) > WR_AMQP_OUT_HIGH || c->backlog_bytes > WR_AMQP_OUT_HIGH)
+    if (evbuffer_get_length(c->out) > WR_AMQP_OUT_HIGH || c->backlog_bytes > WR_AMQP_OUT_HIGH ||
+        c->mem_blocked)
         return WR_AMQP_WANT_PAUSE;
     return WR_AMQP_WANT_READ;
 }
@@ -274,7 +271,7 @@ static void send_start(wr_amqp_conn_t *c)
         entry_bool("publisher_confirms", true), entry_bool("exchange_exchange_bindings", true),
         entry_bool("basic.nack", true),         entry_bool("consumer_cancel_notify", true),
         entry_bool("per_consumer_qos", true),   entry_bool("authentication_failure_close", true),
-        entry_bool("connection.blocked", true), entry_bool("consumer_priorities", true),
+        entry_bool("connection.blocked", true),
     };
     amqp_table_entry_t props[] = {
         entry_str("product", WR_AMQP_PRODUCT),
@@ -532,19 +529,6 @@ void wr__amqp_on_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_
         c->tenant_len = 0; /* owns nothing there: no wr_owner_gone */
         return;
     }
-    if (c->env->core) {
-        /* max-connections (RabbitMQ's vhost limit, and its text). */
-        c->tn = wr_tenant_get(c->env->core, (wr_slice_t){c->tenant, c->tenant_len});
-        if (wr_tenant_conn_open(c->tn) != WR_OK) {
-            wr__amqp_conn_error(c, AMQP_NOT_ALLOWED, call->id,
-                                "connection limit (%llu) of vhost '%s' reached",
-                                (unsigned long long)wr_tenant_limit(c->tn, WR_Q_MAX_CONNECTIONS),
-                                vhost);
-            c->tenant_len = 0;
-            return;
-        }
-        c->tn_counted = true;
-    }
     c->state = WR_AMQP_S_OPEN;
     wr__amqp_send(c, 0, AMQP_CONNECTION_OPEN_OK_METHOD, &ok);
     wr_log(WR_LOG_INFO, WR_LOGC_AMQP,
@@ -739,6 +723,8 @@ void wr__amqp_conn_feed(wr_amqp_conn_t *c, struct evbuffer *in, int64_t now_ms)
             break; /* back-pressure: the host stops reading until it drains */
         if (c->authenticating)
             break; /* frames after start-ok wait for the verifier (on_login) */
+        if (c->mem_blocked)
+            break; /* memory high watermark: a publisher waits (blocked.c) */
 
         if (c->state == WR_AMQP_S_HEADER) {
             size_t n = evbuffer_get_length(in);

@@ -34,11 +34,13 @@ int64_t wr__amqp_conn_deadline(const wr_amqp_conn_t *c)
     case WR_AMQP_S_OPENING:
         return c->started_ms + WR_AMQP_HANDSHAKE_MS;
     case WR_AMQP_S_OPEN: {
-        int64_t poll = c->blocked ? c->blocked_check_ms + WR_AMQP_BLOCKED_POLL_MS : INT64_MAX;
+        int64_t poll = c->blocked || c->mem_blocked ? c->blocked_check_ms + WR_AMQP_BLOCKED_POLL_MS
+                                                    : INT64_MAX;
         if (c->heartbeat_s == 0)
             return poll;
         h = (int64_t)c->heartbeat_s * 1000;
-        return min64(poll, min64(c->last_sent_ms + h / 2, c->last_recv_ms + 2 * h));
+        return min64(poll, min64(c->last_sent_ms + h / 2,
+                                 c->mem_blocked ? INT64_MAX : c->last_recv_ms + 2 * h));
     }
     case WR_AMQP_S_CLOSING:
         return c->closing_ms + WR_AMQP_CLOSE_MS;
@@ -68,12 +70,19 @@ void wr__amqp_conn_tick(wr_amqp_conn_t *c, int64_t now_ms)
         }
         return;
     case WR_AMQP_S_OPEN:
-        if (c->blocked && now_ms - c->blocked_check_ms >= WR_AMQP_BLOCKED_POLL_MS)
-            wr__amqp_blocked_check(c, now_ms);
+        if ((c->blocked || c->mem_blocked) &&
+            now_ms - c->blocked_check_ms >= WR_AMQP_BLOCKED_POLL_MS) {
+            if (c->blocked)
+                wr__amqp_blocked_check(c, now_ms);
+            if (c->mem_blocked)
+                wr__amqp_mem_check(c, now_ms);
+        }
         if (c->heartbeat_s == 0)
             return;
         h = (int64_t)c->heartbeat_s * 1000;
-        if (now_ms - c->last_recv_ms >= 2 * h) {
+        /* While blocked for memory nothing is read: the client's heartbeats
+         * wait in the socket (RabbitMQ does not time out blocked ones either). */
+        if (now_ms - c->last_recv_ms >= 2 * h && !c->mem_blocked) {
             wr_log(WR_LOG_WARN, WR_LOGC_AMQP,
                    "conn=%llu peer=%s missed heartbeats from client, timeout: %us",
                    (unsigned long long)c->id, c->peer, c->heartbeat_s);

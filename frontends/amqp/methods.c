@@ -209,6 +209,7 @@ void wr__amqp_dispatch(wr_amqp_conn_t *c, const wr_amqp_frame_t *f)
 
     if (m->flags & WR_AMQP_M_CONTENT) {
         /* Only basic.publish among client methods: on an open channel. */
+        c->published = true;
         wr__amqp_chan_expect_content(c, ch, m, f);
         return;
     }

@@ -23,7 +23,6 @@ uint16_t wr_rest_status_of(wr_err_t err)
     case WR_EPROTO:
         return 400;
     case WR_EDENIED:
-    case WR_ELIMIT: /* a tenant quota (docs/security.md): retrying will not help */
         return 403;
     case WR_EEXISTS:
     case WR_ELOCKED:
@@ -34,8 +33,6 @@ uint16_t wr_rest_status_of(wr_err_t err)
     case WR_EQUOTA:
         /* A full queue (overflow = reject) or a tenant quota: the client
          * should back off and retry, which is what 429 tells it. */
-        return 429;
-    case WR_ERATE: /* the tenant's publish rate: 429 with Retry-After */
         return 429;
     case WR_ENOSPACE:
         /* The disk is (nearly) full: WebDAV's status, which says the

@@ -23,6 +23,19 @@
  * the socket closed. More than MAX_HEADERS header lines get a 431 the same
  * way. Nothing is buffered past the limit.
  *
+ * Abuse limits (docs/security.md). A connection idle, or not reading its
+ * response, for --http-idle-timeout is closed (evhtp's read and write
+ * timeouts). A request must arrive whole within --http-request-timeout of
+ * its first byte: a sweep per loop, once a second, closes connections whose
+ * request is older (a slow-loris trickling a header byte at a time resets
+ * the read timeout forever, not this one). A client that pipelines requests
+ * without reading the responses gets, once OUT_MAX bytes wait for it, a 503
+ * and the connection closes: its unread output stays bounded.
+ *
+ * HTTPS (--https): a second evhtp_t per loop with evhtp's OpenSSL support,
+ * TLS 1.2 or newer, --tls-cert/--tls-key, and --tls-ca to verify client
+ * certificates when a client presents one.
+ *
  * Layout: state, lingering close, hooks, request/response, listeners on
  * the loops, the plugin vtable.
  */
@@ -47,8 +60,8 @@
 
 #define MAX_HEADERS 128 /* header lines per request */
 #define LISTEN_BACKLOG 1024
-#define IDLE_TIMEOUT_S 120    /* a keep-alive connection with nothing to say */
-#define SEND_TIMEOUT_S 60     /* a client that does not read its response */
+#define OUT_MAX (4u << 20)    /* unread response bytes before a pipeliner is cut off */
+#define SWEEP_MS 1000         /* request timeout sweep */
 #define LINGER_TIMEOUT_S 5    /* after a 413: how long to keep discarding */
 #define LINGER_MAX (8u << 20) /* after a 413: how much to discard at most */
 
@@ -68,6 +81,9 @@ typedef struct rest_conn {
     bool paused;          /* the evhtp request is paused for the core */
     bool dead;            /* evhtp freed the connection meanwhile */
     uint32_t nheaders;
+    evhtp_request_t *dispatched; /* handed to on_request, until its fini */
+    evhtp_request_t *partial;    /* the request being read, as the sweep saw it */
+    int64_t partial_ms;          /* when the sweep first saw it */
     struct rest_conn *prev, *next;
 } rest_conn_t;
 
@@ -85,7 +101,9 @@ struct rest_shard {
     unsigned idx;
     wr_loop_t *loop;
     evhtp_t *htp;
+    evhtp_t *htps; /* --https, or NULL */
     bool bound;
+    struct event *sweep; /* request timeouts */
     rest_conn_t *conns; /* every rest_conn_t of this loop, live or dead */
     linger_t *lingers;
 };
@@ -99,6 +117,15 @@ struct rest_fe {
     socklen_t addrlen;
     uint16_t port;
     bool closing; /* rest_free() runs: no more replies */
+    uint32_t idle_s, request_s;
+    /* --https: its address and evhtp's TLS settings (which evhtp keeps a
+     * pointer to); the strings are the config's, copied. */
+    bool tls;
+    struct sockaddr_storage saddr;
+    socklen_t saddrlen;
+    uint16_t sport;
+    evhtp_ssl_cfg_t ssl;
+    char cert[1024], key[1024], ca[1024];
 
     /* Running one task on a loop and waiting for it. */
     pthread_mutex_t mu;
@@ -400,6 +427,8 @@ static void on_done(void *arg, wr_rest_resp_t *resp)
         add_header(req, "Accept-Patch", resp->accept_patch, false);
     if (resp->www_authenticate)
         add_header(req, "WWW-Authenticate", resp->www_authenticate, false);
+    if (resp->retry_after)
+        add_header(req, "Retry-After", resp->retry_after, false);
     if (resp->body.len > 0 && req->method != htp_method_HEAD) {
         /* Hand the buffer over instead of copying it. */
         evbuffer_add_reference(req->buffer_out, resp->body.p, resp->body.len, free_body,
@@ -439,6 +468,15 @@ static bool peer_is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+static evhtp_res on_req_fini(evhtp_request_t *req, void *arg)
+{
+    rest_conn_t *rc = arg;
+
+    if (rc->dispatched == req)
+        rc->dispatched = NULL;
+    return EVHTP_RES_OK;
+}
+
 static void on_request(evhtp_request_t *req, void *arg)
 {
     rest_shard_t *sh = arg;
@@ -471,6 +509,15 @@ static void on_request(evhtp_request_t *req, void *arg)
         req->proto = EVHTP_PROTO_11;
         reply_and_close(req, 505, "HTTP version not supported",
                         "Only HTTP/1.0 and HTTP/1.1 are served.");
+        return;
+    }
+    rc->dispatched = req;
+    evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)on_req_fini, rc);
+    if (evbuffer_get_length(bufferevent_get_output(req->conn->bev)) > OUT_MAX) {
+        wr_log(WR_LOG_INFO, WR_LOGC_REST, "shard=%u: a client does not read its responses; "
+               "closing", sh->idx);
+        reply_and_close(req, 503, "Service temporarily unavailable",
+                        "Too many responses are waiting to be read.");
         return;
     }
     if (atomic_load(&sh->fe->srv.draining)) {
@@ -529,16 +576,66 @@ static int run_on(rest_shard_t *sh, void (*fn)(rest_shard_t *sh, int *rc))
     return rc;
 }
 
-static void bind_task(rest_shard_t *sh, int *rc)
+/* Closes connections whose request has been arriving for longer than
+ * --http-request-timeout (the slow-loris), once a second. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    rest_shard_t *sh = arg;
+    int64_t now = wr_now_mono_ms();
+    int64_t limit = (int64_t)sh->fe->request_s * 1000;
+    rest_conn_t *rc, *next;
+
+    for (rc = sh->conns; rc; rc = next) {
+        evhtp_request_t *r;
+
+        next = rc->next;
+        r = rc->conn && !rc->dead ? rc->conn->request : NULL;
+        if (!r || r == rc->dispatched || rc->pending) {
+            rc->partial = NULL;
+            continue;
+        }
+        if (r != rc->partial) {
+            rc->partial = r;
+            rc->partial_ms = now;
+            continue;
+        }
+        if (now - rc->partial_ms >= limit) {
+            wr_log(WR_LOG_INFO, WR_LOGC_REST, "shard=%u: request not complete after %us; closing",
+                   sh->idx, sh->fe->request_s);
+            evhtp_connection_free(rc->conn); /* on_conn_fini frees rc */
+        }
+    }
+}
+
+/* evhtp's TLS: TLS 1.2 or newer, and a key that fits the certificate
+ * (evhtp_ssl_init does not check what it loads). */
+static int tls_setup(rest_shard_t *sh, evhtp_t *htp)
 {
     rest_fe_t *fe = sh->fe;
-    struct timeval idle = {IDLE_TIMEOUT_S, 0}, send = {SEND_TIMEOUT_S, 0};
+    unsigned long e;
+
+    if (evhtp_ssl_init(htp, &fe->ssl) != 0 || !htp->ssl_ctx ||
+        !SSL_CTX_set_min_proto_version(htp->ssl_ctx, TLS1_2_VERSION) ||
+        SSL_CTX_check_private_key(htp->ssl_ctx) != 1) {
+        e = ERR_get_error();
+        wr_log(WR_LOG_ERROR, WR_LOGC_REST, "https: cannot use tls-cert %s / tls-key %s: %s",
+               fe->cert, fe->key, e ? ERR_reason_error_string(e) : "no certificate");
+        return -1;
+    }
+    return 0;
+}
+
+/* One evhtp_t on sh's loop, bound to addr (TLS if tls); *port learns the
+ * port when it was 0 (and addr gets it, for the other loops). */
+static evhtp_t *bind_one(rest_shard_t *sh, struct sockaddr_storage *addr, socklen_t addrlen,
+                         uint16_t *port, bool tls)
+{
+    rest_fe_t *fe = sh->fe;
+    struct timeval idle = {fe->idle_s, 0};
     evhtp_t *htp = evhtp_new(wr_loop_base(sh->loop), sh);
 
-    if (!htp) {
-        *rc = -1;
-        return;
-    }
+    if (!htp)
+        return NULL;
     evhtp_enable_flag(htp, EVHTP_FLAG_ENABLE_REUSEPORT | EVHTP_FLAG_ENABLE_NODELAY);
     /* evhtp's default adds BEV_OPT_DEFER_CALLBACKS. A deferred callback
      * holds a reference on its bufferevent until the loop runs it; one still
@@ -550,49 +647,91 @@ static void bind_task(rest_shard_t *sh, int *rc)
     evhtp_set_bev_flags(htp, BEV_OPT_CLOSE_ON_FREE);
     evhtp_set_gencb(htp, on_request, sh);
     evhtp_set_post_accept_cb(htp, on_accept, sh);
-    evhtp_set_timeouts(htp, &idle, &send);
-    if (evhtp_bind_sockaddr(htp, (struct sockaddr *)&fe->addr, fe->addrlen, LISTEN_BACKLOG) != 0) {
-        wr_log(WR_LOG_ERROR, WR_LOGC_REST, "shard=%u: cannot listen: %s", sh->idx, strerror(errno));
+    /* Read: a keep-alive connection with nothing to say. Write: a client
+     * that does not read its response. */
+    evhtp_set_timeouts(htp, &idle, &idle);
+    if (tls && tls_setup(sh, htp) != 0) {
         evhtp_free(htp);
-        *rc = -1;
-        return;
+        return NULL;
     }
-    sh->htp = htp;
-    sh->bound = true;
+    if (evhtp_bind_sockaddr(htp, (struct sockaddr *)addr, addrlen, LISTEN_BACKLOG) != 0) {
+        wr_log(WR_LOG_ERROR, WR_LOGC_REST, "shard=%u: cannot listen%s: %s", sh->idx,
+               tls ? " (https)" : "", strerror(errno));
+        evhtp_free(htp);
+        return NULL;
+    }
     /* With port 0 the first listener picks the port; the others join it. */
-    if (fe->port == 0) {
+    if (*port == 0) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = evconnlistener_get_fd(htp->server);
 
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
             if (ss.ss_family == AF_INET6)
-                fe->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+                *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
             else
-                fe->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-            if (fe->addr.ss_family == AF_INET6)
-                ((struct sockaddr_in6 *)&fe->addr)->sin6_port = htons(fe->port);
+                *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            if (addr->ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)addr)->sin6_port = htons(*port);
             else
-                ((struct sockaddr_in *)&fe->addr)->sin_port = htons(fe->port);
+                ((struct sockaddr_in *)addr)->sin_port = htons(*port);
         }
     }
+    return htp;
+}
+
+static void bind_task(rest_shard_t *sh, int *rc)
+{
+    rest_fe_t *fe = sh->fe;
+    struct timeval tick = {SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000};
+
+    sh->htp = bind_one(sh, &fe->addr, fe->addrlen, &fe->port, false);
+    if (sh->htp && fe->tls) {
+        sh->htps = bind_one(sh, &fe->saddr, fe->saddrlen, &fe->sport, true);
+        if (!sh->htps) {
+            evhtp_free(sh->htp);
+            sh->htp = NULL;
+        }
+    }
+    if (!sh->htp) {
+        *rc = -1;
+        return;
+    }
+    sh->bound = true;
+    sh->sweep = event_new(wr_loop_base(sh->loop), -1, EV_PERSIST, on_sweep, sh);
+    if (!sh->sweep)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    event_add(sh->sweep, &tick);
 }
 
 static void unbind_task(rest_shard_t *sh, int *rc)
 {
     if (sh->htp && sh->bound)
         evhtp_unbind_socket(sh->htp);
+    if (sh->htps && sh->bound)
+        evhtp_unbind_socket(sh->htps);
     sh->bound = false;
+}
+
+static void free_htps(rest_shard_t *sh)
+{
+    evhtp_free(sh->htp);
+    sh->htp = NULL;
+    evhtp_free(sh->htps);
+    sh->htps = NULL;
+    if (sh->sweep)
+        event_free(sh->sweep);
+    sh->sweep = NULL;
 }
 
 static void unbind_and_free_task(rest_shard_t *sh, int *rc)
 {
     unbind_task(sh, rc);
-    evhtp_free(sh->htp);
-    sh->htp = NULL;
+    free_htps(sh);
 }
 
-static int resolve(rest_fe_t *fe, const char *host, uint16_t port)
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *addr,
+                   socklen_t *addrlen)
 {
     struct addrinfo hints = {0}, *ai = NULL;
     char ps[8];
@@ -607,10 +746,9 @@ static int resolve(rest_fe_t *fe, const char *host, uint16_t port)
         wr_log(WR_LOG_ERROR, WR_LOGC_REST, "http=%s: cannot resolve: %s", host, gai_strerror(rc));
         return -1;
     }
-    memcpy(&fe->addr, ai->ai_addr, ai->ai_addrlen);
-    fe->addrlen = ai->ai_addrlen;
+    memcpy(addr, ai->ai_addr, ai->ai_addrlen);
+    *addrlen = ai->ai_addrlen;
     freeaddrinfo(ai);
-    fe->port = port;
     return 0;
 }
 
@@ -646,7 +784,25 @@ static wr_err_t rest_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
         fe->sh[i].idx = i;
         fe->sh[i].loop = wr_core_loop(core, i);
     }
-    if (resolve(fe, cfg->http_addr, cfg->http_port) != 0) {
+    fe->idle_s = cfg->http_idle_timeout;
+    fe->request_s = cfg->http_request_timeout;
+    fe->port = cfg->http_port;
+    fe->sport = cfg->https_port;
+    fe->tls = cfg->https_addr[0] != '\0';
+    if (fe->tls) {
+        snprintf(fe->cert, sizeof(fe->cert), "%s", cfg->tls_cert);
+        snprintf(fe->key, sizeof(fe->key), "%s", cfg->tls_key);
+        snprintf(fe->ca, sizeof(fe->ca), "%s", cfg->tls_ca);
+        fe->ssl.pemfile = fe->cert;
+        fe->ssl.privfile = fe->key;
+        fe->ssl.cafile = fe->ca[0] ? fe->ca : NULL;
+        fe->ssl.verify_peer = fe->ca[0] ? SSL_VERIFY_PEER : SSL_VERIFY_NONE;
+        fe->ssl.ssl_opts = SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
+        fe->ssl.ssl_ctx_timeout = 300;
+        fe->ssl.scache_type = evhtp_ssl_scache_type_internal;
+    }
+    if (resolve(cfg->http_addr, cfg->http_port, &fe->addr, &fe->addrlen) != 0 ||
+        (fe->tls && resolve(cfg->https_addr, cfg->https_port, &fe->saddr, &fe->saddrlen) != 0)) {
         rest_free(&fe->base);
         return WR_EINVAL;
     }
@@ -660,8 +816,9 @@ static wr_err_t rest_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
             return WR_EIO;
         }
     }
-    wr_log(WR_LOG_INFO, WR_LOGC_REST, "rest listening port=%u listeners=%u max_body=%u",
-           (unsigned)fe->port, fe->n, fe->srv.limits.max_body_bytes);
+    wr_log(WR_LOG_INFO, WR_LOGC_REST, "rest listening port=%u https=%u listeners=%u max_body=%u",
+           (unsigned)fe->port, (unsigned)(fe->tls ? fe->sport : 0), fe->n,
+           fe->srv.limits.max_body_bytes);
     *out = &fe->base;
     return WR_OK;
 }
@@ -711,8 +868,7 @@ static void rest_free(wr_frontend_t *base)
             conn_free(sh->conns); /* dead ones whose answer never came */
         while (sh->lingers)
             linger_close(sh->lingers);
-        evhtp_free(sh->htp);
-        sh->htp = NULL;
+        free_htps(sh);
     }
     free(fe->sh);
     pthread_mutex_destroy(&fe->mu);

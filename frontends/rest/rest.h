@@ -85,6 +85,7 @@ typedef struct wr_rest_resp {
     const char *allow;        /* static: the Allow header of a 405 */
     const char *accept_patch; /* static: the Accept-Patch header of a 415 */
     const char *www_authenticate; /* static: the WWW-Authenticate header of a 401 */
+    const char *retry_after;      /* static: the Retry-After header of a 503 */
     wr_rest_buf_t location;   /* Location header, when len > 0 */
     wr_rest_buf_t body;
 } wr_rest_resp_t;

@@ -12,6 +12,7 @@
  *   X-Project-Id missing / empty    400   (not on "/")
  *   queue name or project invalid   400   (queue paths)
  *   method not served by the path   405 + Allow
+ *   POST messages above the memory high watermark   503 + Retry-After
  * /metrics is warren's own and runs none of them: Prometheus scrapers send
  * neither a Client-ID nor a project.
  *
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "../../core/log.h"
+#include "../../core/mem.h"
 #include "rest_int.h"
 
 /* ------------------------------------------------------------------------ */
@@ -526,6 +528,15 @@ static void dispatch(wr_rest_call_t *c, const wr_rest_req_t *req, const char *pa
     if (!h) {
         wr_rest_error(c, 405, NULL, "The method is not allowed on this resource.");
         c->resp.allow = rt->allow;
+        wr_rest_finish(c);
+        return;
+    }
+    if (m.route == WR_RT_MESSAGES && req->method == WR_REST_POST && wr_mem_high()) {
+        /* The memory high watermark (core/mem.h): no new messages until
+         * consumers have made room. */
+        wr_rest_error(c, 503, "Service temporarily unavailable",
+                      "The server is low on memory: publishing is paused. Retry later.");
+        c->resp.retry_after = "1";
         wr_rest_finish(c);
         return;
     }
