@@ -22,7 +22,7 @@
 #   WARREN=0 / RABBITMQ=0   leave a broker out
 #   WARREND      use this warrend binary instead of building one
 #   REV          build warren from this git revision (e.g. HEAD) in a temp copy
-#   WARREN_STORE warrend --store (memory); WARREN_ARGS more warrend flags
+#   WARREN_STORE warrend --store (default: warrend's own, rocksdb); WARREN_ARGS more flags
 #   PAUSE        seconds between cases (scenarios.sh's PAUSE, 2)
 #   OUT          results folder (default bench/results/<stamp>, QUICK: .../quick-<stamp>)
 #   KEEP=1       keep the temp dir (warren's data dir, logs) and RabbitMQ's run dir
@@ -31,14 +31,13 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED_DIR=${SHARED_DIR:-$REPO/../shared/bench}
 SCEN_SH=$SHARED_DIR/amqp-bench/scenarios.sh
-BENCH_SRC=$SHARED_DIR/amqp-bench/amqp-bench.c
 REPORT=$REPO/bench/amqp_report.py
-[ -f "$SCEN_SH" ] && [ -f "$BENCH_SRC" ] || { echo "amqp.sh: no $SCEN_SH or $BENCH_SRC (set SHARED_DIR)" >&2; exit 1; }
+[ -f "$SCEN_SH" ] || { echo "amqp.sh: no $SCEN_SH (set SHARED_DIR)" >&2; exit 1; }
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-1}; MEMORY=${MEMORY:-0}; else RUNS=${RUNS:-3}; MEMORY=${MEMORY:-1}; fi
 SCENARIOS=${SCENARIOS:-S1 S2 S3 S4 S5}
-WARREN_STORE=${WARREN_STORE:-memory}
+WARREN_STORE=${WARREN_STORE:-}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$REPO/bench/results/$([ "$QUICK" = 1 ] && echo quick-)$STAMP}
 RAW=$OUT/raw
@@ -59,20 +58,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- the client --------------------------------------------------------------
-AMQP_BENCH=$REPO/build-bench/amqp-bench
-mkdir -p "$REPO/build-bench"
-if [ ! -x "$AMQP_BENCH" ] || [ "$BENCH_SRC" -nt "$AMQP_BENCH" ]; then
-  say "building $AMQP_BENCH"
-  gcc -O2 -Wall -Wextra -o "$AMQP_BENCH" "$BENCH_SRC" -lrabbitmq -lpthread
-fi
+build_amqp_bench   # the client
 
 # --- the brokers ---------------------------------------------------------------
 BROKERS=""
 if [ "${WARREN:-1}" != 0 ]; then
   build_warrend
   # shellcheck disable=SC2086
-  start_warrend --store "$WARREN_STORE" ${WARREN_ARGS:-}
+  start_warrend ${WARREN_STORE:+--store "$WARREN_STORE"} ${WARREN_ARGS:-}
+  # /v2/ping answered; the AMQP listener may come a moment later
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$AMQP_PORT") 2>/dev/null && break; sleep 0.1; done
+  # the store warren runs with, as it says (its default when WARREN_STORE is empty)
+  WARREN_STORE=$(sed -n 's/.*warrend ready .* store=\([^ ]*\).*/\1/p' "$TMP/warrend.log" | head -1)
   BROKERS="warren"
 fi
 if [ "${RABBITMQ:-1}" != 0 ] && start_rabbitmq; then BROKERS="$BROKERS rabbitmq"; fi
@@ -83,9 +80,9 @@ BROKERS=$(echo "$BROKERS" | xargs)
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "uptime at start: $(uptime)"
-  [ -n "$WARREN_PID" ] && echo "warren: $(warren_desc); --store $WARREN_STORE ${WARREN_ARGS:-}"
+  [ -n "$WARREN_PID" ] && echo "warren: $(warren_desc); store $WARREN_STORE ${WARREN_ARGS:-}"
   [ -n "$RABBITMQ_PID" ] && echo "rabbitmq: rabbitmq-server $RABBITMQ_VERSION (Debian), private node, default config, no plugins"
-  echo "client: amqp-bench ($BENCH_SRC), scenarios.sh one case at a time, brokers alternating"
+  echo "client: amqp-bench ($AMQP_BENCH), scenarios.sh one case at a time, brokers alternating"
   echo "runs: $RUNS, scenarios $SCENARIOS$([ "$MEMORY" = 1 ] && echo ' + memory check')$([ "$QUICK" = 1 ] && echo ', QUICK (small counts)')"
 } > "$OUT/meta.txt"
 cat "$OUT/meta.txt" >&2

@@ -89,6 +89,10 @@ def ratio(w, r):
     return w / r if w is not None and r and r > 0 else None
 
 
+def fmt_ratio(q):
+    return '-' if q is None else ('{:.2f}x' if q >= 0.1 else '{:.3f}x').format(q)
+
+
 def scenario_values(raw, broker, scen):
     runs = jsonl(os.path.join(raw, broker, scen + '.jsonl'))
     vals = {}
@@ -179,16 +183,16 @@ def main():
         st = '-' if q is None else ('met' if q >= TARGET_RATIO else 'missed')
         lines.append('| %s msg/s | >= %.0fx RabbitMQ | %s | %s | %s | %s |' % (
             s, TARGET_RATIO, fmt('{:,.0f}', w), fmt('{:,.0f}', r),
-            fmt('{:.2f}x', q), st))
+            fmt_ratio(q), st))
     w, r = w_r('S5', 'p99')
     st = '-' if w is None else ('met' if w < TARGET_P99_MS else 'missed')
     lines.append('| S5 p99 at 10k msg/s | < %.0f ms | %s ms | %s ms | %s | %s |' % (
-        TARGET_P99_MS, fmt('{:.2f}', w), fmt('{:.2f}', r), fmt('{:.2f}x', ratio(w, r)), st))
+        TARGET_P99_MS, fmt('{:.2f}', w), fmt('{:.2f}', r), fmt_ratio(ratio(w, r)), st))
     wm = med(mem['warren']['loaded']) if 'warren' in mem else None
     rm = med(mem['rabbitmq']['loaded']) if 'rabbitmq' in mem else None
     st = '-' if wm is None else ('met' if wm < TARGET_RSS_MIB else 'missed')
     lines.append('| RSS, 1M x 100 B queued | < %.0f MiB | %s MiB | %s MiB | %s | %s |' % (
-        TARGET_RSS_MIB, fmt('{:.0f}', wm), fmt('{:.0f}', rm), fmt('{:.2f}x', ratio(wm, rm)), st))
+        TARGET_RSS_MIB, fmt('{:.0f}', wm), fmt('{:.0f}', rm), fmt_ratio(ratio(wm, rm)), st))
     lines += ['', 'warren store: `%s`%s.' % (
         store, '' if store != 'memory' else
         ' (S3 asks for persistent messages on a durable queue: with the memory store warren '
@@ -213,7 +217,7 @@ def main():
             lines.append('| %s %s | %s | %s | %s | %s |' % (
                 s, '' if key != 'consume' else '(' + desc + (', store ' + store if s == 'S3' else '') + ')',
                 label, cell(spec, vals[0]), cell(spec, vals[1]),
-                fmt('{:.2f}x', ratio(w, r)) if both else '-'))
+                fmt_ratio(ratio(w, r)) if both else '-'))
     if any(mem[b]['loaded'] for b in present):
         for key, label, spec in (('idle', 'RSS idle MiB', '{:.0f}'),
                                  ('loaded', 'RSS 5 s after queueing 1M x 100 B, MiB', '{:.0f}'),
@@ -226,7 +230,7 @@ def main():
             r = med(vals[1]) if vals[1] else None
             lines.append('| memory | %s | %s | %s | %s |' % (
                 label, cell(spec, vals[0]), cell(spec, vals[1]),
-                fmt('{:.2f}x', ratio(w, r)) if both else '-'))
+                fmt_ratio(ratio(w, r)) if both else '-'))
 
     bad = []
     for b in present:

@@ -10,11 +10,20 @@
  * connection lives on the loop that accepted it. When amqp_port is 0 the
  * first listener picks a port and the others join it.
  *
- * Back-pressure: input is capped (read high-watermark WR_AMQP_IN_MAX, and a
- * frame larger than frame_max is refused from its header); when the output
- * holds more than WR_AMQP_OUT_HIGH bytes the connection stops consuming
- * frames and the socket stops reading until the output drains below
- * WR_AMQP_OUT_LOW.
+ * Back-pressure: input is capped (reading stops at WR_AMQP_IN_MAX bytes,
+ * and a frame larger than frame_max is refused from its header); when the
+ * output holds more than WR_AMQP_OUT_HIGH bytes the connection stops
+ * consuming frames and the socket stops reading until the output drains
+ * below WR_AMQP_OUT_LOW.
+ *
+ * Socket I/O is plain events and two evbuffers, not a bufferevent, for the
+ * system calls: a bufferevent asks FIONREAD before every read, and arms then
+ * disarms EV_WRITE (two epoll_ctl) around every write. Here a read is one
+ * recv into the input (more while the kernel fills the buffer); output
+ * is written on the loop turn after it was added (a zero timeout: what the
+ * next poll brings is handled first and joins the same write, as with a
+ * bufferevent, whose batching the clients' own batches depend on) and
+ * EV_WRITE is armed only when the kernel took less than we had.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,7 +37,6 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -43,12 +51,19 @@ typedef struct amqp_fe amqp_fe_t;
 
 struct sock {
     shard_t *shard;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct evbuffer *in, *out;
+    struct event *rd;    /* EV_READ, added while reading */
+    struct event *wr;    /* EV_WRITE, added while the kernel's buffer is full */
+    struct event *flush; /* zero timeout when output is added: writes next turn */
     struct event *timer;
     int64_t armed; /* deadline the timer is armed for, INT64_MAX if not */
     wr_amqp_conn_t *conn;
     sock_t *prev, *next;
-    bool paused;
+    bool paused;         /* the connection's output is backed up: no reading */
+    bool reading;        /* rd is added */
+    bool writing;        /* wr is added */
+    bool flushing;       /* flush is pending */
     bool eof;            /* the peer will send no more: flush and close */
     bool kicking;        /* inside sock_kick */
     int64_t flush_until; /* flushing before close: drop after this; 0 if not */
@@ -126,10 +141,38 @@ static void sock_close(sock_t *s)
         sh->socks = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    bufferevent_free(s->bev); /* closes the fd; safe inside its callbacks */
+    /* event_free is safe inside the event's own callback */
+    event_free(s->rd);
+    event_free(s->wr);
+    event_free(s->flush);
     event_free(s->timer);
-    wr__amqp_conn_detach(s->conn);
+    evutil_closesocket(s->fd);
+    wr__amqp_conn_detach(s->conn); /* the connection forgets s->out first */
+    evbuffer_free(s->in);
+    evbuffer_free(s->out);
     free(s);
+}
+
+static void set_reading(sock_t *s, bool on)
+{
+    if (on == s->reading)
+        return;
+    s->reading = on;
+    if (on)
+        event_add(s->rd, NULL);
+    else
+        event_del(s->rd);
+}
+
+static void set_writing(sock_t *s, bool on)
+{
+    if (on == s->writing)
+        return;
+    s->writing = on;
+    if (on)
+        event_add(s->wr, NULL);
+    else
+        event_del(s->wr);
 }
 
 static void arm(sock_t *s, int64_t now)
@@ -152,7 +195,7 @@ static void arm(sock_t *s, int64_t now)
  * socket was closed (s is gone). */
 static bool apply(sock_t *s, int64_t now)
 {
-    struct evbuffer *out = bufferevent_get_output(s->bev);
+    struct evbuffer *out = s->out;
     wr_amqp_want_t want = wr__amqp_conn_want(s->conn);
 
     if (s->eof && want != WR_AMQP_WANT_DROP) {
@@ -168,16 +211,10 @@ static bool apply(sock_t *s, int64_t now)
     }
     switch (want) {
     case WR_AMQP_WANT_READ:
-        if (s->paused) {
-            s->paused = false;
-            bufferevent_enable(s->bev, EV_READ);
-        }
+        s->paused = false;
         break;
     case WR_AMQP_WANT_PAUSE:
-        if (!s->paused) {
-            s->paused = true;
-            bufferevent_disable(s->bev, EV_READ);
-        }
+        s->paused = true;
         break;
     case WR_AMQP_WANT_FLUSH:
         if (evbuffer_get_length(out) == 0) {
@@ -188,38 +225,31 @@ static bool apply(sock_t *s, int64_t now)
          * unread input resets it, and the peer could lose our last frame. */
         if (!s->flush_until)
             s->flush_until = now + WR_AMQP_CLOSE_MS;
-        if (s->paused) {
-            s->paused = false;
-            bufferevent_enable(s->bev, EV_READ);
-        }
+        s->paused = false;
         break;
     case WR_AMQP_WANT_DROP:
         sock_close(s);
         return false;
     }
+    /* The input cap: a full input waits for the connection to consume it
+     * (a kick after a core answer feeds it again). */
+    set_reading(s, !s->paused && evbuffer_get_length(s->in) < WR_AMQP_IN_MAX);
     arm(s, now);
     return true;
 }
 
-/* libevent 2.1 reads at most 4 KiB per readiness event (EVBUFFER_MAX_READ):
- * some 20 small publishes, each read then costing a loop turn, an ioctl and
- * a core call. Take what else the socket holds, in large reads, up to the
- * input cap, so one feed sees (and one core call carries) all of it. */
-static void read_into(struct evbuffer *in, evutil_socket_t fd);
+enum { RD_OK, RD_EOF, RD_ERROR };
 
-static void read_more(struct bufferevent *bev)
+/* The socket is merely not ready (or a signal came): try again later. */
+static bool retriable(void)
 {
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-
-    /* A socket bufferevent keeps the end of its input frozen except while
-     * it reads itself. */
-    evbuffer_unfreeze(in, 0);
-    read_into(in, fd);
-    evbuffer_freeze(in, 0);
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
-static void read_into(struct evbuffer *in, evutil_socket_t fd)
+/* Reads what the socket holds, in large reads, up to the input cap, so one
+ * feed sees (and one core call carries) all of it. One recv when the kernel
+ * had less than we asked for. */
+static int read_into(struct evbuffer *in, evutil_socket_t fd)
 {
     while (evbuffer_get_length(in) < WR_AMQP_IN_MAX) {
         struct evbuffer_iovec v;
@@ -229,29 +259,39 @@ static void read_into(struct evbuffer *in, evutil_socket_t fd)
         if (want > 65536)
             want = 65536;
         if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1)
-            return;
+            return RD_ERROR;
         if (v.iov_len > want)
             v.iov_len = want;
         n = recv(fd, v.iov_base, v.iov_len, 0);
-        if (n <= 0) {
-            /* EAGAIN: all read; EOF and errors: libevent sees them on its
-             * next read and reports them through on_event. */
-            return;
-        }
+        if (n == 0)
+            return RD_EOF;
+        if (n < 0)
+            return retriable() ? RD_OK : RD_ERROR;
         v.iov_len = (size_t)n;
         evbuffer_commit_space(in, &v, 1);
         if ((size_t)n < want)
-            return;
+            return RD_OK;
     }
+    return RD_OK;
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     sock_t *s = arg;
     int64_t now = wr_now_mono_ms();
+    int r = read_into(s->in, fd);
 
-    read_more(bev);
-    wr__amqp_conn_feed(s->conn, bufferevent_get_input(bev), now);
+    (void)what;
+    if (r == RD_ERROR) {
+        sock_close(s);
+        return;
+    }
+    /* Frames that arrived with the FIN are still served. */
+    wr__amqp_conn_feed(s->conn, s->in, now);
+    if (r == RD_EOF) {
+        s->eof = true;
+        set_reading(s, false);
+    }
     apply(s, now);
 }
 
@@ -266,41 +306,68 @@ static void sock_kick(void *host)
         return;
     s->kicking = true;
     if (!s->paused || wr__amqp_conn_want(s->conn) == WR_AMQP_WANT_READ)
-        wr__amqp_conn_feed(s->conn, bufferevent_get_input(s->bev), now);
+        wr__amqp_conn_feed(s->conn, s->in, now);
     s->kicking = false;
     apply(s, now);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+/* Writes what the output holds; what the kernel does not take waits for
+ * EV_WRITE. Once the output is below the low watermark, what waited for it
+ * goes on. */
+static void sock_write(sock_t *s)
 {
-    sock_t *s = arg;
-    int64_t now = wr_now_mono_ms();
+    int64_t now;
 
-    /* Consumers held back by a full output go on. */
-    wr__amqp_consumers_pump(s->conn);
-
-    /* The output drained to the low watermark: consume the frames held back
-     * while it was over the high one. */
-    if (s->paused)
-        wr__amqp_conn_feed(s->conn, bufferevent_get_input(bev), now);
-    apply(s, now);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    sock_t *s = arg;
-
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    if (evbuffer_get_length(s->out) == 0) {
+        set_writing(s, false);
+        return;
+    }
+    if (evbuffer_write(s->out, s->fd) < 0 && !retriable()) {
         sock_close(s);
         return;
     }
-    if (what & BEV_EVENT_EOF) {
-        int64_t now = wr_now_mono_ms();
-        /* Frames that arrived with the FIN are still served. */
-        wr__amqp_conn_feed(s->conn, bufferevent_get_input(bev), now);
-        s->eof = true;
-        bufferevent_disable(bev, EV_READ);
-        apply(s, now);
+    set_writing(s, evbuffer_get_length(s->out) > 0);
+    if (evbuffer_get_length(s->out) > WR_AMQP_OUT_LOW)
+        return;
+    now = wr_now_mono_ms();
+    /* Consumers held back by a full output go on. */
+    wr__amqp_consumers_pump(s->conn);
+    /* Frames held back while the output was over the high watermark. */
+    if (s->paused)
+        wr__amqp_conn_feed(s->conn, s->in, now);
+    apply(s, now);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sock_write(arg);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    sock_t *s = arg;
+
+    (void)fd;
+    (void)what;
+    s->flushing = false;
+    sock_write(s);
+}
+
+/* Output was added: write it on the next loop turn, after the events of
+ * the next poll (unless EV_WRITE is armed: the socket is full, it writes
+ * when it can). Writing at once, at the end of this turn, made smaller
+ * writes and so smaller batches on both sides: more work per message. */
+static void on_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    static const struct timeval next_turn = {0, 0};
+    sock_t *s = arg;
+
+    (void)buf;
+    if (info->n_added && !s->flushing && !s->writing) {
+        s->flushing = true;
+        evtimer_add(s->flush, &next_turn);
     }
 }
 
@@ -367,15 +434,20 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     s = calloc(1, sizeof(*s));
     if (!s)
         wr_panic(__FILE__, __LINE__, "out of memory");
-    s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->fd = fd;
+    s->in = evbuffer_new();
+    s->out = evbuffer_new();
+    s->rd = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, s);
+    s->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, s);
+    s->flush = evtimer_new(base, on_flush, s);
     s->timer = evtimer_new(base, on_timer, s);
-    if (!s->bev || !s->timer)
+    if (!s->in || !s->out || !s->rd || !s->wr || !s->flush || !s->timer ||
+        !evbuffer_add_cb(s->out, on_out, s))
         wr_panic(__FILE__, __LINE__, "out of memory");
     s->shard = sh;
     s->armed = INT64_MAX;
     peer_name(sa, peer, sizeof(peer));
-    s->conn = wr__amqp_conn_new(&sh->fe->env, bufferevent_get_output(s->bev), peer, is_loopback(sa),
-                                wr_now_mono_ms());
+    s->conn = wr__amqp_conn_new(&sh->fe->env, s->out, peer, is_loopback(sa), wr_now_mono_ms());
     s->conn->loop = sh->loop;
     s->conn->kick = sock_kick;
     s->conn->host = s;
@@ -386,15 +458,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     wr_log(WR_LOG_DEBUG, WR_LOGC_AMQP, "conn=%llu peer=%s accepted shard=%u",
            (unsigned long long)s->conn->id, peer, wr_loop_id(sh->loop));
 
-    bufferevent_setwatermark(s->bev, EV_READ, 0, WR_AMQP_IN_MAX);
-    /* libevent reads and writes 16 KiB at a time by default: a pipelining
-     * producer or a busy consumer would pay a system call per ~100 small
-     * messages. */
-    bufferevent_set_max_single_read(s->bev, WR_AMQP_IN_MAX);
-    bufferevent_set_max_single_write(s->bev, WR_AMQP_OUT_HIGH);
-    bufferevent_setwatermark(s->bev, EV_WRITE, WR_AMQP_OUT_LOW, 0);
-    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    set_reading(s, true);
     arm(s, wr_now_mono_ms());
 }
 
@@ -476,14 +540,9 @@ static void do_close_all(shard_t *sh)
 {
     while (sh->socks) {
         sock_t *s = sh->socks;
-        struct evbuffer *out = bufferevent_get_output(s->bev);
         wr__amqp_conn_shutdown(s->conn);
-        if (evbuffer_get_length(out) > 0) {
-            /* The bufferevent keeps its output's front frozen for itself;
-             * it is about to go, so write directly. */
-            evbuffer_unfreeze(out, 1);
-            evbuffer_write(out, bufferevent_getfd(s->bev));
-        }
+        if (evbuffer_get_length(s->out) > 0)
+            evbuffer_write(s->out, s->fd);
         sock_close(s);
     }
 }

@@ -9,6 +9,7 @@ without closing. Each test runs its own warrend (lib.warren.Warren).
 
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -42,9 +43,18 @@ def assert_prompt_exit(w):
         took, tail)
 
 
+def listening(port):
+    with socket.socket() as sk:
+        return sk.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture
 def server():
     w = wl.Warren().start()
+    # start() waits for the REST port; the AMQP listener may come a moment later
+    deadline = time.monotonic() + 10
+    while not listening(w.amqp_port) and time.monotonic() < deadline:
+        time.sleep(0.05)
     yield w
     if w.proc and w.proc.poll() is None:  # a failed test: do not leave it running
         w.stop()
