@@ -39,7 +39,9 @@ if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-1}; MEMORY=${MEMORY:-0}; else RUNS=${RUNS
 SCENARIOS=${SCENARIOS:-S1 S2 S3 S4 S5}
 WARREN_STORE=${WARREN_STORE:-}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=${OUT:-$REPO/bench/results/$([ "$QUICK" = 1 ] && echo quick-)$STAMP}
+# (not $(... && echo quick-): a false test there fails the assignment under set -e)
+PREFIX=""; [ "$QUICK" = 1 ] && PREFIX=quick-
+OUT=${OUT:-$REPO/bench/results/$PREFIX$STAMP}
 RAW=$OUT/raw
 mkdir -p "$RAW"
 TMP=$(mktemp -d /tmp/warren-bench.XXXXXX)

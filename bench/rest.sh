@@ -40,7 +40,9 @@ CONNS=${CONNS:-16,64}
 SCENARIOS=${SCENARIOS:-post,post10,pop,claim}
 THREADS=${THREADS:-2}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=${OUT:-$REPO/bench/results/$([ "${QUICK:-0}" = 1 ] && echo quick-)$STAMP}
+# (not $(... && echo quick-): a false test there fails the assignment under set -e)
+PREFIX=""; [ "${QUICK:-0}" = 1 ] && PREFIX=quick-
+OUT=${OUT:-$REPO/bench/results/$PREFIX$STAMP}
 mkdir -p "$OUT/raw"
 TMP=$(mktemp -d /tmp/warren-bench.XXXXXX)
 
