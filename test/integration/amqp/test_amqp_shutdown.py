@@ -8,7 +8,6 @@ without closing. Each test runs its own warrend (lib.warren.Warren).
 """
 
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -127,7 +126,7 @@ except ImportError:
 @pytest.mark.slow
 @pytest.mark.skipif(celery is None, reason="python3-celery not installed")
 def test_sigterm_prompt_after_a_celery_worker_ran_and_stopped(server, tmp_path):
-    from test_celery import TASKS  # the same task module as the Celery tests
+    from test_celery import TASKS, stop_worker  # the Celery tests' task module
 
     (tmp_path / "wtasks.py").write_text(TASKS)
     env = dict(os.environ, WT_BROKER="amqp://guest:guest@127.0.0.1:%d//" % server.amqp_port,
@@ -145,12 +144,7 @@ def test_sigterm_prompt_after_a_celery_worker_ran_and_stopped(server, tmp_path):
     try:
         assert client.stdout.strip() == "5", client.stderr[-2000:]
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(5)
+        stop_worker(worker, 15)
         log.close()
     time.sleep(0.3)
     assert_prompt_exit(server)

@@ -55,6 +55,17 @@ def tasks(tmp_path, amqp_port, monkeypatch):
     sys.modules.pop("wtasks", None)
 
 
+def stop_worker(p, timeout=10):
+    """SIGTERM a worker process; SIGKILL if it is still there after timeout s."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
 @pytest.fixture
 def worker(tasks, tmp_path):
     log = open(tmp_path / "worker.log", "w+")
@@ -65,13 +76,7 @@ def worker(tasks, tmp_path):
     try:
         yield p
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
+        stop_worker(p)
         log.seek(0)
         out = log.read()
         log.close()
