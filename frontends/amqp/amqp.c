@@ -16,6 +16,15 @@
  * consuming frames and the socket stops reading until the output drains
  * below WR_AMQP_OUT_LOW.
  *
+ * TLS (--amqps): a second listener per shard loop; its sockets are the
+ * same sockets with SSL_read/SSL_write (tls.c) in place of recv/send.
+ *
+ * Abuse limits: at most --max-handshakes connections (both ports) may be
+ * in their handshake (accepted, connection.open-ok not sent yet); more are
+ * closed as they come, with one log line a second. While the memory high
+ * watermark is passed (core/mem.h), a connection that has published reads
+ * nothing more (blocked.c) until memory is back under it.
+ *
  * Socket I/O is plain events and two evbuffers, not a bufferevent, for the
  * system calls: a bufferevent asks FIONREAD before every read, and arms then
  * disarms EV_WRITE (two epoll_ctl) around every write. Here a read is one
@@ -41,9 +50,11 @@
 #include <event2/listener.h>
 
 #include "../../core/log.h"
+#include "../../core/mem.h"
 #include "amqp.h"
 #include "../../core/auth.h"
 #include "amqp_int.h"
+#include "tls.h"
 
 typedef struct sock sock_t;
 typedef struct shard shard_t;
@@ -59,6 +70,8 @@ struct sock {
     struct event *timer;
     int64_t armed; /* deadline the timer is armed for, INT64_MAX if not */
     wr_amqp_conn_t *conn;
+    SSL *ssl;            /* --amqps sockets */
+    bool handshaking;    /* counted in amqp_fe.handshaking */
     sock_t *prev, *next;
     bool paused;         /* the connection's output is backed up: no reading */
     bool reading;        /* rd is added */
@@ -73,6 +86,7 @@ struct shard {
     amqp_fe_t *fe;
     wr_loop_t *loop;
     struct evconnlistener *lev;
+    struct evconnlistener *lev_tls; /* --amqps, or NULL */
     struct event *retry; /* re-enables accepting after EMFILE and the like */
     sock_t *socks;
 };
@@ -86,6 +100,16 @@ struct amqp_fe {
     socklen_t addr_len;
     uint16_t port;
     wr_err_t listen_err;
+    /* --amqps */
+    SSL_CTX *tls;
+    struct sockaddr_storage taddr;
+    socklen_t taddr_len;
+    uint16_t tport;
+    /* --max-handshakes */
+    uint32_t max_handshakes;
+    _Atomic uint32_t handshaking;
+    _Atomic int64_t refused_log_ms;
+    _Atomic uint64_t refused;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -141,6 +165,12 @@ static void sock_close(sock_t *s)
         sh->socks = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    if (s->handshaking)
+        atomic_fetch_sub(&sh->fe->handshaking, 1);
+    if (s->ssl) {
+        SSL_shutdown(s->ssl); /* one try at close_notify; no waiting for the peer's */
+        SSL_free(s->ssl);
+    }
     /* event_free is safe inside the event's own callback */
     event_free(s->rd);
     event_free(s->wr);
@@ -234,6 +264,13 @@ static bool apply(sock_t *s, int64_t now)
     /* The input cap: a full input waits for the connection to consume it
      * (a kick after a core answer feeds it again). */
     set_reading(s, !s->paused && evbuffer_get_length(s->in) < WR_AMQP_IN_MAX);
+    /* TLS may hold decrypted bytes the socket no longer signals. */
+    if (s->reading && s->ssl && SSL_pending(s->ssl) > 0)
+        event_active(s->rd, EV_READ, 1);
+    if (s->handshaking && s->conn->state >= WR_AMQP_S_OPEN) {
+        s->handshaking = false;
+        atomic_fetch_sub(&s->shard->fe->handshaking, 1);
+    }
     arm(s, now);
     return true;
 }
@@ -279,9 +316,15 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     sock_t *s = arg;
     int64_t now = wr_now_mono_ms();
-    int r = read_into(s->in, fd);
+    int r;
 
     (void)what;
+    r = s->ssl ? wr__amqp_tls_read(s->ssl, s->in, WR_AMQP_IN_MAX) : read_into(s->in, fd);
+    _Static_assert((int)WR_TLS_OK == RD_OK && (int)WR_TLS_EOF == RD_EOF &&
+                       (int)WR_TLS_ERROR == RD_ERROR,
+                   "tls.c and read_into answer alike");
+    /* Above the memory high watermark a publisher is read no more. */
+    wr__amqp_mem_check(s->conn, now);
     if (r == RD_ERROR) {
         sock_close(s);
         return;
@@ -311,6 +354,14 @@ static void sock_kick(void *host)
     apply(s, now);
 }
 
+/* One attempt to write the output: -1 if the socket is broken. */
+static int sock_send(sock_t *s)
+{
+    if (s->ssl)
+        return wr__amqp_tls_write(s->ssl, s->out);
+    return evbuffer_write(s->out, s->fd) < 0 && !retriable() ? -1 : 0;
+}
+
 /* Writes what the output holds; what the kernel does not take waits for
  * EV_WRITE. Once the output is below the low watermark, what waited for it
  * goes on. */
@@ -322,7 +373,7 @@ static void sock_write(sock_t *s)
         set_writing(s, false);
         return;
     }
-    if (evbuffer_write(s->out, s->fd) < 0 && !retriable()) {
+    if (sock_send(s) < 0) {
         sock_close(s);
         return;
     }
@@ -384,6 +435,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     wr__amqp_conn_tick(s->conn, now);
+    /* Unblocked (memory is back under the mark): what waited in the input. */
+    if (evbuffer_get_length(s->in) && wr__amqp_conn_want(s->conn) == WR_AMQP_WANT_READ)
+        wr__amqp_conn_feed(s->conn, s->in, now);
     apply(s, now);
 }
 
@@ -420,16 +474,36 @@ static void peer_name(const struct sockaddr *sa, char *buf, size_t cap)
     }
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* Over --max-handshakes: refuse, logging at most once a second. */
+static bool handshake_slot(amqp_fe_t *fe)
 {
-    shard_t *sh = arg;
+    int64_t now, last;
+
+    if (atomic_fetch_add(&fe->handshaking, 1) < fe->max_handshakes)
+        return true;
+    atomic_fetch_sub(&fe->handshaking, 1);
+    atomic_fetch_add(&fe->refused, 1);
+    now = wr_now_mono_ms();
+    last = atomic_load(&fe->refused_log_ms);
+    if (now - last >= 1000 && atomic_compare_exchange_strong(&fe->refused_log_ms, &last, now))
+        wr_log(WR_LOG_WARN, WR_LOGC_AMQP,
+               "max-handshakes %u reached: closing new connections (%llu so far)",
+               fe->max_handshakes, (unsigned long long)atomic_load(&fe->refused));
+    return false;
+}
+
+static void accept_sock(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                        shard_t *sh, SSL_CTX *tls)
+{
     struct event_base *base = evconnlistener_get_base(lev);
     int one = 1;
     char peer[64];
     sock_t *s;
 
-    (void)salen;
+    if (!handshake_slot(sh->fe)) {
+        evutil_closesocket(fd);
+        return;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s = calloc(1, sizeof(*s));
     if (!s)
@@ -446,6 +520,13 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
         wr_panic(__FILE__, __LINE__, "out of memory");
     s->shard = sh;
     s->armed = INT64_MAX;
+    s->handshaking = true;
+    if (tls) {
+        s->ssl = SSL_new(tls);
+        if (!s->ssl || SSL_set_fd(s->ssl, fd) != 1)
+            wr_panic(__FILE__, __LINE__, "out of memory");
+        SSL_set_accept_state(s->ssl);
+    }
     peer_name(sa, peer, sizeof(peer));
     s->conn = wr__amqp_conn_new(&sh->fe->env, s->out, peer, is_loopback(sa), wr_now_mono_ms());
     s->conn->loop = sh->loop;
@@ -462,6 +543,22 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
     arm(s, wr_now_mono_ms());
 }
 
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)salen;
+    accept_sock(lev, fd, sa, arg, NULL);
+}
+
+static void on_accept_tls(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    shard_t *sh = arg;
+
+    (void)salen;
+    accept_sock(lev, fd, sa, sh, sh->fe->tls);
+}
+
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     shard_t *sh = arg;
@@ -470,6 +567,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (sh->lev)
         evconnlistener_enable(sh->lev);
+    if (sh->lev_tls)
+        evconnlistener_enable(sh->lev_tls);
 }
 
 static void on_accept_error(struct evconnlistener *lev, void *arg)
@@ -482,44 +581,62 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
      * Pause 100 ms; open connections go on. */
     wr_log(WR_LOG_WARN, WR_LOGC_AMQP, "shard=%u accept: %s; pausing 100 ms", wr_loop_id(sh->loop),
            evutil_socket_error_to_string(err));
-    evconnlistener_disable(lev);
+    if (sh->lev)
+        evconnlistener_disable(sh->lev);
+    if (sh->lev_tls)
+        evconnlistener_disable(sh->lev_tls);
     evtimer_add(sh->retry, &tv);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Listeners (run on the shard's loop)                                      */
 
-static void do_listen(shard_t *sh)
+/* Binds one listener; with port 0 the first one picks it and the others
+ * (addr gets it) join it. NULL after logging. */
+static struct evconnlistener *listen_on(shard_t *sh, evconnlistener_cb cb,
+                                        struct sockaddr_storage *addr, socklen_t len,
+                                        uint16_t *port)
 {
-    amqp_fe_t *fe = sh->fe;
     struct event_base *base = wr_loop_base(sh->loop);
     unsigned flags =
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT;
+    struct evconnlistener *lev =
+        evconnlistener_new_bind(base, cb, sh, flags, 1024, (struct sockaddr *)addr, (int)len);
 
-    sh->retry = evtimer_new(base, on_retry, sh);
-    sh->lev = evconnlistener_new_bind(base, on_accept, sh, flags, 1024,
-                                      (struct sockaddr *)&fe->addr, (int)fe->addr_len);
-    if (!sh->retry || !sh->lev) {
-        wr_log(WR_LOG_ERROR, WR_LOGC_AMQP, "listen on port %u: %s", fe->port, strerror(errno));
-        fe->listen_err = WR_EIO;
-        return;
+    if (!lev) {
+        wr_log(WR_LOG_ERROR, WR_LOGC_AMQP, "listen on port %u: %s", *port, strerror(errno));
+        return NULL;
     }
-    evconnlistener_set_error_cb(sh->lev, on_accept_error);
-    if (fe->port == 0) {
+    evconnlistener_set_error_cb(lev, on_accept_error);
+    if (*port == 0) {
         struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        evutil_socket_t fd = evconnlistener_get_fd(sh->lev);
-        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
-            uint16_t port = ss.ss_family == AF_INET6
-                                ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-            fe->port = port;
-            if (fe->addr.ss_family == AF_INET6)
-                ((struct sockaddr_in6 *)&fe->addr)->sin6_port = htons(port);
+        socklen_t sl = sizeof(ss);
+        evutil_socket_t fd = evconnlistener_get_fd(lev);
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+            uint16_t p = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                                  : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            *port = p;
+            if (addr->ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)addr)->sin6_port = htons(p);
             else
-                ((struct sockaddr_in *)&fe->addr)->sin_port = htons(port);
+                ((struct sockaddr_in *)addr)->sin_port = htons(p);
         }
     }
+    return lev;
+}
+
+static void do_listen(shard_t *sh)
+{
+    amqp_fe_t *fe = sh->fe;
+
+    sh->retry = evtimer_new(wr_loop_base(sh->loop), on_retry, sh);
+    if (!sh->retry)
+        wr_panic(__FILE__, __LINE__, "out of memory");
+    sh->lev = listen_on(sh, on_accept, &fe->addr, fe->addr_len, &fe->port);
+    if (sh->lev && fe->tls)
+        sh->lev_tls = listen_on(sh, on_accept_tls, &fe->taddr, fe->taddr_len, &fe->tport);
+    if (!sh->lev || (fe->tls && !sh->lev_tls))
+        fe->listen_err = WR_EIO;
 }
 
 static void do_unlisten(shard_t *sh)
@@ -527,6 +644,10 @@ static void do_unlisten(shard_t *sh)
     if (sh->lev) {
         evconnlistener_free(sh->lev);
         sh->lev = NULL;
+    }
+    if (sh->lev_tls) {
+        evconnlistener_free(sh->lev_tls);
+        sh->lev_tls = NULL;
     }
     if (sh->retry) {
         event_free(sh->retry);
@@ -542,12 +663,13 @@ static void do_close_all(shard_t *sh)
         sock_t *s = sh->socks;
         wr__amqp_conn_shutdown(s->conn);
         if (evbuffer_get_length(s->out) > 0)
-            evbuffer_write(s->out, s->fd);
+            sock_send(s);
         sock_close(s);
     }
 }
 
-static wr_err_t resolve(const wr_config_t *cfg, amqp_fe_t *fe)
+static wr_err_t resolve(const char *host, uint16_t portn, struct sockaddr_storage *addr,
+                        socklen_t *addr_len)
 {
     struct addrinfo hints, *res = NULL;
     char port[8];
@@ -557,16 +679,14 @@ static wr_err_t resolve(const wr_config_t *cfg, amqp_fe_t *fe)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port, sizeof(port), "%u", cfg->amqp_port);
-    rc = getaddrinfo(cfg->amqp_addr[0] ? cfg->amqp_addr : NULL, port, &hints, &res);
+    snprintf(port, sizeof(port), "%u", portn);
+    rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (rc != 0 || !res) {
-        wr_log(WR_LOG_ERROR, WR_LOGC_AMQP, "amqp address '%s': %s", cfg->amqp_addr,
-               gai_strerror(rc));
+        wr_log(WR_LOG_ERROR, WR_LOGC_AMQP, "amqp address '%s': %s", host, gai_strerror(rc));
         return WR_EINVAL;
     }
-    memcpy(&fe->addr, res->ai_addr, res->ai_addrlen);
-    fe->addr_len = res->ai_addrlen;
-    fe->port = cfg->amqp_port;
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *addr_len = res->ai_addrlen;
     freeaddrinfo(res);
     return WR_OK;
 }
@@ -595,6 +715,7 @@ static void amqp_free(wr_frontend_t *base)
         do_close_all(&fe->shards[i]);
     }
     free(fe->shards);
+    SSL_CTX_free(fe->tls);
     free(fe);
 }
 
@@ -616,7 +737,16 @@ static wr_err_t amqp_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
         free(fe);
         return WR_ENOMEM;
     }
-    err = resolve(cfg, fe);
+    fe->port = cfg->amqp_port;
+    fe->tport = cfg->amqps_port;
+    fe->max_handshakes = cfg->max_handshakes ? cfg->max_handshakes : 1000;
+    err = resolve(cfg->amqp_addr, cfg->amqp_port, &fe->addr, &fe->addr_len);
+    if (err == WR_OK && cfg->amqps_addr[0]) {
+        err = resolve(cfg->amqps_addr, cfg->amqps_port, &fe->taddr, &fe->taddr_len);
+        fe->tls = err == WR_OK ? wr__amqp_tls_ctx(cfg) : NULL;
+        if (err == WR_OK && !fe->tls)
+            err = WR_EINVAL;
+    }
     for (unsigned i = 0; i < fe->nshards; i++) {
         fe->shards[i].fe = fe;
         fe->shards[i].loop = wr_core_loop(core, i);
@@ -630,11 +760,12 @@ static wr_err_t amqp_start(wr_core_t *core, const wr_config_t *cfg, wr_frontend_
         for (unsigned i = 0; i < fe->nshards; i++)
             run_on(&fe->shards[i], do_unlisten);
         free(fe->shards);
+        SSL_CTX_free(fe->tls);
         free(fe);
         return err;
     }
-    wr_log(WR_LOG_INFO, WR_LOGC_AMQP, "listening on %s:%u (%u shards)", cfg->amqp_addr, fe->port,
-           fe->nshards);
+    wr_log(WR_LOG_INFO, WR_LOGC_AMQP, "listening on %s:%u (%u shards) amqps=%u max_handshakes=%u",
+           cfg->amqp_addr, fe->port, fe->nshards, fe->tls ? fe->tport : 0, fe->max_handshakes);
     *out = &fe->base;
     return WR_OK;
 }
