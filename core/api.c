@@ -147,6 +147,11 @@ wr_err_t wr_publish(wr_core_t *core, wr_slice_t tenant, wr_slice_t queue, wr_msg
         else if (msgs[i].body->body_len > core->max_message_bytes)
             err = WR_ETOOBIG;
     }
+    if (err == WR_OK && tenant.len >= 1 && tenant.len <= WR_NAME_MAX && tenant.ptr) {
+        wr__tenant_t *tn = wr__tenant_of(core, tenant);
+        if (atomic_load_explicit(&tn->limited, memory_order_relaxed))
+            err = wr__quota_publish(tn, msgs, n);
+    }
     if (err == WR_OK)
         err = start(core, WR__OP_PUBLISH, ids_bytes + n * sizeof(*msgs), tenant, queue, reply,
                     cb != NULL, arg, &r);

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "../backends/backend.h"
+#include "core_int.h"
 #include "log.h"
 
 #define OPSLIMIT 2ULL          /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
@@ -446,7 +447,11 @@ typedef struct jobq {
 
 struct wr_auth {
     pthread_rwlock_t lk;
-    _Atomic uint64_t gen; /* bumped by every change (wrlock) */
+    /* Bumped by every change (wrlock); read by every publish (quota.c), so
+     * it has a line of its own, away from the lock readers write. */
+    char pad0[64];
+    _Atomic uint64_t gen;
+    char pad1[64];
     wr_store_t *store;
     vec_t tenants, users, tokens;
     unsigned long long opslimit;
@@ -1851,6 +1856,7 @@ void wr_core_set_auth(wr_core_t *core, wr_auth_t *a)
     for (int i = 0; i < ATTACH_MAX; i++) {
         if (attached[i].core == core) {
             attached[i].auth = a;
+            atomic_store_explicit(&core->auth, a, memory_order_release);
             if (!a)
                 attached[i].core = NULL;
             pthread_mutex_unlock(&attach_mu);
@@ -1860,6 +1866,7 @@ void wr_core_set_auth(wr_core_t *core, wr_auth_t *a)
             free_slot = i;
     }
     WR_ASSERT(!a || free_slot >= 0);
+    atomic_store_explicit(&core->auth, a, memory_order_release);
     if (a) {
         attached[free_slot].core = core;
         attached[free_slot].auth = a;

@@ -68,6 +68,7 @@ wr_err_t wr_core_new(const wr_core_cfg_t *cfg, wr_core_t **out)
     pthread_mutex_init(&core->mu, NULL);
     pthread_cond_init(&core->cv, NULL);
     core->shards = wr__xcalloc(n, sizeof(*core->shards));
+    wr__tenants_init(core); /* before recovery: restored queues count there */
 
     for (unsigned i = 0; i < n; i++) {
         err = wr__shard_init(&core->shards[i], core, i);
@@ -146,6 +147,7 @@ void wr_core_free(wr_core_t *core)
     for (unsigned i = 0; i < core->nshards; i++)
         wr__shard_fini(&core->shards[i]);
     free(core->shards);
+    wr__tenants_fini(core);
     pthread_mutex_destroy(&core->mu);
     pthread_cond_destroy(&core->cv);
     free(core);

@@ -27,6 +27,7 @@
 
 #include "../backends/backend.h"
 #include "log.h"
+#include "quota.h"
 #include "wr.h"
 
 struct event;
@@ -89,6 +90,66 @@ void *wr__map_get(const wr__map_t *m, uint64_t hash, const void *key, size_t kle
 void wr__map_put(wr__map_t *m, uint64_t hash, const void *key, size_t klen, void *val);
 /* Returns the removed value or NULL. */
 void *wr__map_del(wr__map_t *m, uint64_t hash, const void *key, size_t klen);
+
+/* ------------------------------------------------------------------------ */
+/* Tenants: quota values and counters (quota.c)                             */
+
+/* A tenant's messages and body bytes on one shard: written only by that
+ * shard's thread (relaxed load + store, no locked instruction), read by
+ * the tenant-wide quota check from any thread. One cache line each. */
+typedef struct wr__tcount {
+    _Alignas(64) _Atomic int64_t msgs;
+    _Atomic int64_t bytes;
+} wr__tcount_t;
+
+struct wr_tenant {
+    /* Read-mostly: the quota values and the registry generation they were
+     * read at (0: never read). */
+    _Atomic uint64_t gen;
+    _Atomic bool limited; /* some value is set */
+    _Atomic uint64_t lim[WR_QUOTA_NKEYS];
+    _Atomic int last;     /* wr_tenant_last_refusal */
+    wr_core_t *core;
+    uint64_t hash;
+    pthread_mutex_t refresh_mu;
+    wr__tcount_t *cnt; /* one per shard */
+    /* Counted by many threads (rare events). */
+    _Alignas(64) _Atomic int64_t queues, conns, chans;
+    /* The publish-rate bucket, under a spinlock. */
+    _Alignas(64) atomic_flag tb_lock;
+    wr_tbucket_t tb;
+    size_t nlen;
+    char name[];
+};
+typedef struct wr_tenant wr__tenant_t;
+
+/* The tenant table of a core. */
+typedef struct wr__tenants {
+    pthread_rwlock_t lk;
+    wr__map_t map; /* name -> wr__tenant_t, never removed before the core goes */
+} wr__tenants_t;
+
+void wr__tenants_init(wr_core_t *core);
+void wr__tenants_fini(wr_core_t *core);
+/* The tenant (made if new) with fresh quota values. */
+wr__tenant_t *wr__tenant_of(wr_core_t *core, wr_slice_t tenant);
+/* Re-reads the quota values if the registry changed; cheap when not. */
+void wr__tenant_refresh(wr__tenant_t *t);
+/* Records the quota behind a refusal; returns err. */
+wr_err_t wr__quota_refuse(wr__tenant_t *t, int key, wr_err_t err);
+/* The checks of a publish call, before anything is posted: message size,
+ * tenant-wide messages and bytes, then the rate (tokens are taken only
+ * when everything else passed). */
+wr_err_t wr__quota_publish(wr__tenant_t *t, const wr_msg_in_t *msgs, size_t n);
+/* Queue creation: takes a place under max-queues (WR_ELIMIT if none);
+ * wr__queue_new counts the queue itself, so give the place back after. */
+wr_err_t wr__quota_queue_take(wr__tenant_t *t);
+void wr__quota_queue_give(wr__tenant_t *t);
+/* max-queue-messages / max-queue-bytes for n more messages of `bytes` on q
+ * (true: they fit, or no such quota). */
+bool wr__quota_queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes);
+/* max-exchanges: may a tenant with `have` declared exchanges add one? */
+wr_err_t wr__quota_exchange(wr_core_t *core, wr_slice_t tenant, size_t have);
 
 /* ------------------------------------------------------------------------ */
 /* Messages and the message index (index.c)                                 */
@@ -258,6 +319,8 @@ typedef struct wr__queue {
     wr__map_t submap;       /* id -> wr__sub_t */
     bool excl_sub;          /* an exclusive consumer holds the queue */
     uint32_t nowned;        /* subscriptions and HOLD claims with an owner */
+    wr__tenant_t *tn;       /* its tenant's quotas and counters */
+    wr__tcount_t *tc;       /* ... this shard's counters of it */
     char key[];
 } wr__queue_t;
 
@@ -630,6 +693,9 @@ struct wr_core {
     _Atomic uint64_t next_qid;
     pthread_mutex_t mu; /* with cv: wr_core_stop waits for inflight == 0 */
     pthread_cond_t cv;
+    uint64_t serial;            /* unique per process: thread-local caches */
+    _Atomic(wr_auth_t *) auth;  /* wr_core_set_auth: quota values */
+    wr__tenants_t tenants;
 };
 
 wr_err_t wr__shard_init(wr__shard_t *sh, wr_core_t *core, unsigned idx);
@@ -787,6 +853,7 @@ struct wr__req {
             _Atomic uint32_t nreached; /* every message goes to the same queues */
             _Atomic int err;           /* first error of a part */
             uint64_t skip_hash;        /* dead-lettering: not back to this queue */
+            bool internal;             /* dead-letters: no tenant quota refuses them */
             const char *skip_key;
             size_t skip_klen;
         } route;

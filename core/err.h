@@ -19,6 +19,8 @@
     X(TOOBIG, "too large")                                                                         \
     X(INVAL, "invalid argument")                                                                   \
     X(QUOTA, "limit reached")                                                                      \
+    X(LIMIT, "tenant quota reached")                                                               \
+    X(RATE, "publish rate limit reached")                                                          \
     X(PROTO, "malformed input")                                                                    \
     X(IO, "storage error")                                                                         \
     X(NOSPACE, "storage full")                                                                     \

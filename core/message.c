@@ -141,8 +141,14 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
         res->err = WR_ENOTFOUND;
         goto done;
     }
-    if (!q)
+    if (!q) {
+        wr__tenant_t *tn = wr__tenant_of(sh->core, (wr_slice_t){r->key, r->tlen});
+        res->err = wr__quota_queue_take(tn);
+        if (res->err != WR_OK)
+            goto done;
         q = wr__queue_new(sh, r->key, r->klen, r->tlen, r->hash, NULL, NULL);
+        wr__quota_queue_give(tn);
+    }
     wr__queue_tick(sh, q, now);
 
     for (size_t i = 0; i < n; i++)
@@ -157,6 +163,10 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
                 wr__dl_add(sh, q, in[i].body, NULL, in[i].persistent, in[i].priority, 0,
                            WR__DL_MAXLEN);
         res->err = WR_EQUOTA;
+        goto done;
+    }
+    if (!wr__quota_queue_fits(q, n, total)) {
+        res->err = WR_ELIMIT;
         goto done;
     }
 

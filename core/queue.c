@@ -64,6 +64,9 @@ wr__queue_t *wr__queue_new(wr__shard_t *sh, const char *key, size_t klen, size_t
     if (q->attrs.max_priority)
         q->plv = wr__xcalloc((size_t)q->attrs.max_priority + 1, sizeof(*q->plv));
     q->expire_at = INT64_MAX;
+    q->tn = wr__tenant_of(sh->core, (wr_slice_t){key, tlen});
+    q->tc = &q->tn->cnt[sh->idx];
+    atomic_fetch_add_explicit(&q->tn->queues, 1, memory_order_relaxed);
     wr__queue_used(sh, q, now_ms);
     wr__map_put(&sh->queues, hash, q->key, klen, q);
     wr__waitlist_adopt(sh, q);
@@ -96,8 +99,21 @@ void wr__queue_free(wr__queue_t *q)
     free(q);
 }
 
+/* This shard's count of the tenant's messages and bytes changes by dm, db:
+ * only this thread writes it, so a load and a store suffice. */
+static void tcount(wr__queue_t *q, int64_t dm, int64_t db)
+{
+    wr__tcount_t *c = q->tc;
+    atomic_store_explicit(&c->msgs, atomic_load_explicit(&c->msgs, memory_order_relaxed) + dm,
+                          memory_order_relaxed);
+    atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + db,
+                          memory_order_relaxed);
+}
+
 void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q)
 {
+    tcount(q, -(int64_t)q->ix.live, -(int64_t)q->bytes);
+    atomic_fetch_sub_explicit(&q->tn->queues, 1, memory_order_relaxed);
     wr__map_del(&sh->queues, q->hash, q->key, q->klen);
     /* The waiters were parked on this queue: they end with nothing rather
      * than wait on for a queue of the same name declared later. */
@@ -181,6 +197,7 @@ void wr__queue_append(wr__queue_t *q, wr__msg_t *m)
     wr__ix_append(&q->ix, m);
     if (q->plv)
         wr__ix_append(&q->plv[WR__MSG_PRIO(m)].ix, m);
+    tcount(q, 1, m->body->body_len);
 }
 
 void wr__queue_freed(wr__queue_t *q, const wr__msg_t *m)
@@ -214,6 +231,7 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
         wr__ix_clear(lix, lpos);
     }
     q->bytes -= m->body->body_len;
+    tcount(q, -1, -(int64_t)m->body->body_len);
     if (m->claim) {
         q->nclaimed--;
         if (m->claim->kind != WR__CLAIM_TIMED)
@@ -389,9 +407,16 @@ void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
         return;
     }
     if (!q) {
+        wr__tenant_t *tn = wr__tenant_of(sh->core, (wr_slice_t){r->key, r->tlen});
+        res->err = wr__quota_queue_take(tn);
+        if (res->err != WR_OK) {
+            wr__complete(r);
+            return;
+        }
         q = wr__queue_new(sh, r->key, r->klen, r->tlen, r->hash,
                           r->in.declare.has_attrs ? &r->in.declare.attrs : NULL,
                           r->in.declare.meta);
+        wr__quota_queue_give(tn);
         r->in.declare.meta = NULL;
         res->created = true;
         write = true;

@@ -313,6 +313,10 @@ void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r)
             set_err(parent, WR_EQUOTA);
             continue;
         }
+        if (!parent->in.route.internal && !wr__quota_queue_fits(q, n, total)) {
+            set_err(parent, WR_ELIMIT);
+            continue;
+        }
         t->q = q;
         t->first_pos = wr__ix_end(&q->ix);
         t->first_id = q->next_id;
@@ -422,6 +426,7 @@ void wr__publish_internal(wr__shard_t *sh, wr_slice_t tenant, wr_body_t *route, 
     atomic_init(&r->in.route.nreached, 0);
     atomic_init(&r->in.route.err, WR_OK);
     r->in.route.route = route;
+    r->in.route.internal = true;
     r->in.route.exchange = (wr_slice_t){route->data, route->props_len};
     r->in.route.key = (wr_slice_t){wr_body_bytes(route), route->body_len};
     if (skip_klen) {
@@ -465,6 +470,11 @@ wr_err_t wr_publish_routed(wr_core_t *core, wr_slice_t tenant, wr_slice_t exchan
             err = WR_EINVAL;
         else if (msgs[i].body->body_len > core->max_message_bytes)
             err = WR_ETOOBIG;
+    }
+    if (err == WR_OK) {
+        wr__tenant_t *tn = wr__tenant_of(core, tenant);
+        if (atomic_load_explicit(&tn->limited, memory_order_relaxed))
+            err = wr__quota_publish(tn, msgs, n);
     }
     if (err == WR_OK)
         err = wr__enter(core);

@@ -47,6 +47,7 @@ static const struct {
     {"amq.topic", WR__EX_TOPIC},  {"amq.headers", WR__EX_HEADERS},
     {"amq.match", WR__EX_HEADERS},
 };
+#define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
 static bool slice_eq(wr_slice_t a, wr_slice_t b)
 {
@@ -412,6 +413,10 @@ static wr_err_t check(const wr__topo_t *t, const wr__req_t *r, bool *noop)
                   (e->flags & EXF_EQUIV) != decl_flags(flags)))
             return WR_EEXISTS;
         *noop = e != NULL;
+        /* max-exchanges counts the declared ones: the map minus built-ins. */
+        if (!e)
+            return wr__quota_exchange(r->core, (wr_slice_t){t->tenant, t->tlen},
+                                      t->exchs.len - NBUILTINS);
         return WR_OK;
     case WR__TM_EX_DELETE:
         if (!e)

@@ -577,7 +577,11 @@ static const cmd_t cmds[] = {
     {"revoke", NULL, 2, -1, "USER TENANT", "remove a user's permissions on a tenant", cmd_revoke},
     {"token", "add", 1, -1, "USER", "a new token for the user (printed alone)", cmd_token_add},
     {"token", "del", 1, -1, "TOKEN", "revoke a token", cmd_token_del},
-    {"quota", "set", 3, -1, "TENANT KEY VALUE", "store a quota setting", cmd_quota_set},
+    {"quota", "set", 3, -1, "TENANT KEY VALUE",
+     "set a quota, applied at once; 0 = unlimited. KEY: max-queues max-exchanges "
+     "max-connections max-channels max-queue-messages max-queue-bytes max-tenant-messages "
+     "max-tenant-bytes max-message-bytes publish-rate publish-burst (docs/security.md)",
+     cmd_quota_set},
     {"quota", "list", 1, -1, "TENANT", "a tenant's quota settings, \"KEY VALUE\" lines",
      cmd_quota_list},
 };

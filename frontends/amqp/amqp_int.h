@@ -37,6 +37,7 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 
+#include "../../core/quota.h"
 #include "../../core/wr.h"
 
 struct evbuffer;
@@ -268,6 +269,8 @@ struct wr_amqp_conn {
     char user[256];
     char tenant[WR_NAME_MAX + 1];
     size_t tenant_len;
+    wr_tenant_t *tn;  /* its quotas (set at connection.open; lives with the core) */
+    bool tn_counted;  /* counted under max-connections */
 
     /* Clock (monotonic ms), as last given to feed/tick. */
     int64_t now_ms, started_ms, last_recv_ms, last_sent_ms, closing_ms;
@@ -415,6 +418,7 @@ struct wr_amqp_chan {
     wr_amqp_ch_state_t state;
     bool flow_active; /* channel.flow from the client: may we send content? */
     uint64_t serial;  /* unique per connection: tells a reused id apart */
+    bool tn_counted;  /* counted under the tenant's max-channels */
 
     /* Content assembly (basic.publish + header + body frames). */
     wr_amqp_content_state_t content;
@@ -633,6 +637,11 @@ void wr__amqp_op_reply(wr_amqp_op_t *op, wr_amqp_chan_t *ch, amqp_method_number_
 
 /* The connection's vhost name, for error texts. */
 const char *wr__amqp_vhost(const wr_amqp_conn_t *c);
+
+/* quota.c: the text of a tenant quota refusal (WR_ELIMIT, WR_ERATE, or
+ * WR_ETOOBIG from max-message-bytes) into buf; false if err is not one.
+ * what: the caller's text ("queue 'q': ..."), its subject is used. */
+bool wr__amqp_quota_text(wr_amqp_conn_t *c, wr_err_t err, const char *what, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------ */
 /* topology.c: exchange.* and queue.*                                        */

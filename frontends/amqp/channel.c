@@ -92,6 +92,8 @@ static void chan_free(wr_amqp_conn_t *c, wr_amqp_chan_t *ch)
     wr__amqp_pub_chan_free(c, ch);
     wr__amqp_deliver_chan_free(c, ch);
     c->chans[ch->id] = NULL;
+    if (ch->tn_counted)
+        wr_tenant_chan_close(c->tn);
     c->chans_open--;
     c->chans_freed++;
     atomic_fetch_sub_explicit(&c->env->channels, 1, memory_order_relaxed);
@@ -154,12 +156,14 @@ void wr__amqp_fail(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_err_t err, amqp_met
                    const char *fmt, ...)
 {
     wr_amqp_reply_t r = wr__amqp_reply_of(err);
-    char msg[200];
+    char msg[200], qmsg[200];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (wr__amqp_quota_text(c, err, msg, qmsg, sizeof(qmsg)))
+        memcpy(msg, qmsg, sizeof(msg)); /* the same size */
     if (r.hard || !ch)
         wr__amqp_conn_error(c, r.code, cause, "%s", msg);
     else
@@ -351,7 +355,18 @@ void wr__amqp_on_channel_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
                             c->channel_max);
         return;
     }
+    /* max-channels: RabbitMQ closes the connection (530) when a user's
+     * channel limit is reached (rabbit_reader); ours is the tenant's. */
+    if (c->tn && wr_tenant_chan_open(c->tn) != WR_OK) {
+        wr__amqp_conn_error(c, AMQP_NOT_ALLOWED, call->id,
+                            "number of channels opened in vhost '%s' has reached the maximum "
+                            "allowed limit of (%llu)",
+                            wr__amqp_vhost(c),
+                            (unsigned long long)wr_tenant_limit(c->tn, WR_Q_MAX_CHANNELS));
+        return;
+    }
     ch = chan_new(c, call->channel);
+    ch->tn_counted = c->tn != NULL;
     wr__amqp_send(c, ch->id, AMQP_CHANNEL_OPEN_OK_METHOD, &ok);
 }
 

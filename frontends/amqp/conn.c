@@ -94,6 +94,10 @@ wr_amqp_conn_t *wr__amqp_conn_ref(wr_amqp_conn_t *c)
 
 static void uncount(wr_amqp_conn_t *c)
 {
+    if (c->tn_counted) {
+        c->tn_counted = false;
+        wr_tenant_conn_close(c->tn);
+    }
     if (c->counted) {
         c->counted = false;
         atomic_fetch_sub_explicit(&c->env->connections, 1, memory_order_relaxed);
@@ -528,6 +532,19 @@ void wr__amqp_on_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_
                             "access to vhost '%s' refused for user '%s'", vhost, c->user);
         c->tenant_len = 0; /* owns nothing there: no wr_owner_gone */
         return;
+    }
+    if (c->env->core) {
+        /* max-connections (RabbitMQ's vhost limit, and its text). */
+        c->tn = wr_tenant_get(c->env->core, (wr_slice_t){c->tenant, c->tenant_len});
+        if (wr_tenant_conn_open(c->tn) != WR_OK) {
+            wr__amqp_conn_error(c, AMQP_NOT_ALLOWED, call->id,
+                                "connection limit (%llu) of vhost '%s' reached",
+                                (unsigned long long)wr_tenant_limit(c->tn, WR_Q_MAX_CONNECTIONS),
+                                vhost);
+            c->tenant_len = 0;
+            return;
+        }
+        c->tn_counted = true;
     }
     c->state = WR_AMQP_S_OPEN;
     wr__amqp_send(c, 0, AMQP_CONNECTION_OPEN_OK_METHOD, &ok);

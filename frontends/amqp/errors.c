@@ -26,6 +26,8 @@ wr_amqp_reply_t wr__amqp_reply_of(wr_err_t err)
     case WR_EINVAL: /* bad x-argument and the like (RabbitMQ: 406) */
         return (wr_amqp_reply_t){AMQP_PRECONDITION_FAILED, false};
     case WR_EQUOTA:
+    case WR_ELIMIT: /* a tenant quota (RabbitMQ's vhost limits: 406) */
+    case WR_ERATE:  /* the tenant's publish rate */
         return (wr_amqp_reply_t){AMQP_PRECONDITION_FAILED, false};
     case WR_EBUSY: /* delete if-unused / if-empty */
         return (wr_amqp_reply_t){AMQP_PRECONDITION_FAILED, false};

@@ -214,6 +214,15 @@ static void batch_done(pub_batch_t *b, wr_err_t err, const uint32_t *reached)
                                 "cannot publish to internal exchange '%s' in vhost '%s'", b->exch,
                                 wr__amqp_vhost(c));
             break;
+        case WR_ELIMIT: /* a tenant quota: nack in confirm mode, else 406 */
+        case WR_ERATE:
+            if (b->slot != UINT64_MAX && ch->confirm) {
+                wr__amqp_slot_done(c, ch, b->slot, false);
+                break;
+            }
+            wr__amqp_fail(c, ch, err, AMQP_BASIC_PUBLISH_METHOD, "publish to exchange '%s': %s",
+                          b->exch, wr_strerror(err));
+            break;
         case WR_ESHUTDOWN:
             break; /* the connection is about to be closed with 320 */
         default:
@@ -255,10 +264,12 @@ void wr__amqp_pub_flush(wr_amqp_conn_t *c)
             wr_body_unref(p->msgs[i].body);
         return;
     }
-    if (!p->slotted && !p->mandatory && p->exch_len == 0) {
+    if (!p->slotted && !p->mandatory && p->exch_len == 0 &&
+        !(c->tn && wr_tenant_limited(c->tn))) {
         /* The default exchange always exists and nobody waits for an
          * answer: fire and forget (saves the reply's trip through the
-         * loop; an unroutable message is simply dropped, as in RabbitMQ). */
+         * loop; an unroutable message is simply dropped, as in RabbitMQ).
+         * Not for a tenant with quotas: a refusal must reach the client. */
         err = wr_publish_routed(c->env->core, tenant_of(c), (wr_slice_t){NULL, 0},
                                 (wr_slice_t){p->rk, p->rk_len}, NULL, 0, p->msgs, p->n, 0, NULL,
                                 NULL, NULL);

@@ -23,6 +23,7 @@ uint16_t wr_rest_status_of(wr_err_t err)
     case WR_EPROTO:
         return 400;
     case WR_EDENIED:
+    case WR_ELIMIT: /* a tenant quota (docs/security.md): retrying will not help */
         return 403;
     case WR_EEXISTS:
     case WR_ELOCKED:
@@ -33,6 +34,8 @@ uint16_t wr_rest_status_of(wr_err_t err)
     case WR_EQUOTA:
         /* A full queue (overflow = reject) or a tenant quota: the client
          * should back off and retry, which is what 429 tells it. */
+        return 429;
+    case WR_ERATE: /* the tenant's publish rate: 429 with Retry-After */
         return 429;
     case WR_ENOSPACE:
         /* The disk is (nearly) full: WebDAV's status, which says the
@@ -113,6 +116,8 @@ void wr_rest_fail_err(wr_rest_call_t *c, wr_err_t err, const char *what)
     uint16_t status = wr_rest_status_of(err);
     char desc[256];
 
+    if (wr_rest_fail_quota(c, err))
+        return;
     if (status == 503)
         snprintf(desc, sizeof(desc), "%s (%s). Please try again in a few seconds.", what,
                  wr_strerror(err));

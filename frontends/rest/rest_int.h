@@ -306,6 +306,9 @@ void wr_rest_fail(wr_rest_call_t *c, uint16_t status, const char *title, const c
 
 /* Fails with the status of a core error; `what` starts the description. */
 void wr_rest_fail_err(wr_rest_call_t *c, wr_err_t err, const char *what);
+/* quota.c: answers a tenant quota refusal (403, 413, or 429 with
+ * Retry-After) and finishes; false (nothing done) if err is not one. */
+bool wr_rest_fail_quota(wr_rest_call_t *c, wr_err_t err);
 
 /* Parses the request body as Zaqar's deserialize() does (an object or an
  * array). On error fails the call with 400 "Invalid request body" and
