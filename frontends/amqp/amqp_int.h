@@ -662,6 +662,11 @@ void wr__amqp_on_queue_delete(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_am
 bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *attrs /* OUT */, char *why,
                          size_t why_cap);
 
+/* Parses basic.consume arguments: x-priority (consumer priority, an
+ * integer; default 0). False with the reason in why on a bad value. */
+bool wr__amqp_consume_args(const amqp_table_t *args, int32_t *priority /* OUT */, char *why,
+                           size_t why_cap);
+
 /* The queue name a method means: "" is the channel's last declared queue.
  * False (and a 404 raised) when there is none. */
 bool wr__amqp_queue_name(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,

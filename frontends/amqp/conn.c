@@ -275,7 +275,7 @@ static void send_start(wr_amqp_conn_t *c)
         entry_bool("publisher_confirms", true), entry_bool("exchange_exchange_bindings", true),
         entry_bool("basic.nack", true),         entry_bool("consumer_cancel_notify", true),
         entry_bool("per_consumer_qos", true),   entry_bool("authentication_failure_close", true),
-        entry_bool("connection.blocked", true),
+        entry_bool("connection.blocked", true), entry_bool("consumer_priorities", true),
     };
     amqp_table_entry_t props[] = {
         entry_str("product", WR_AMQP_PRODUCT),

@@ -1180,6 +1180,8 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
     amqp_bytes_t qn = m->queue;
     wr_amqp_consumer_t *cons;
     wr_amqp_op_t *op;
+    int32_t priority;
+    char why[160];
     wr_err_t err;
 
     if (!wr__amqp_queue_name(c, ch, call->id, &qn))
@@ -1191,6 +1193,12 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
     }
     if (!c->env->core) {
         wr__amqp_chan_error(c, ch, AMQP_INTERNAL_ERROR, call->id, "no core");
+        return;
+    }
+    if (!wr__amqp_consume_args(&m->arguments, &priority, why, sizeof(why))) {
+        wr__amqp_chan_error(c, ch, AMQP_PRECONDITION_FAILED, call->id,
+                            "%s for queue '%.*s' in vhost '%s'", why, (int)qn.len,
+                            (char *)qn.bytes, wr__amqp_vhost(c));
         return;
     }
     /* A channel-wide prefetch (basic.qos global) is kept exactly on claims;
@@ -1224,6 +1232,7 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
         o.prefetch = cons->no_ack ? 0 : cons->prefetch;
         o.no_ack = cons->no_ack;
         o.exclusive = cons->exclusive;
+        o.priority = priority;
         o.owner = c->id;
         cons->op = op;
         cons->sub_live = true;

@@ -450,6 +450,25 @@ static bool dl_name(const amqp_field_value_t *v, const char *arg, bool *set, uin
     return true;
 }
 
+bool wr__amqp_consume_args(const amqp_table_t *args, int32_t *priority, char *why, size_t why_cap)
+{
+    *priority = 0;
+    for (int i = 0; i < args->num_entries; i++) {
+        const amqp_field_value_t *v = &args->entries[i].value;
+        int64_t n;
+
+        /* Other keys are ignored, as RabbitMQ does. */
+        if (!bytes_is(args->entries[i].key, "x-priority"))
+            continue;
+        if (!int_value(v, &n))
+            return BAD_ARG("invalid arg 'x-priority': {unacceptable_type,%s}", kind_name(v->kind));
+        if (n < INT32_MIN || n > INT32_MAX)
+            return BAD_ARG("invalid arg 'x-priority': {value_out_of_range,%lld}", (long long)n);
+        *priority = (int32_t)n;
+    }
+    return true;
+}
+
 bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *why, size_t why_cap)
 {
     for (int i = 0; i < args->num_entries; i++) {

@@ -291,6 +291,44 @@ def test_priority_queue(ch):
 
 # ------------------------------------------------------------ confirms, returns
 
+def test_consumer_priorities(conn):
+    """x-priority on basic.consume: the higher-priority consumer gets every
+    message while it has prefetch room; the lower one gets the overflow."""
+    ch = conn.channel()
+    q = uid()
+    ch.queue_declare(q)
+    ch.basic_qos(prefetch_count=5)
+    high, low = [], []
+    ch.basic_consume(q, lambda c, m, p, b: high.append(m.delivery_tag),
+                     arguments={"x-priority": 10})
+    ch.basic_consume(q, lambda c, m, p, b: low.append(m.delivery_tag),
+                     arguments={"x-priority": 1})
+    pub = conn.channel()
+    for i in range(4):
+        pub.basic_publish("", q, b"p%d" % i)
+    deadline = time.monotonic() + 5
+    while len(high) < 4 and time.monotonic() < deadline:
+        conn.process_data_events(0.05)
+    assert len(high) == 4 and low == [], (high, low)
+    # high is now at 4 of 5 unacked: one more fits, the rest overflow to low.
+    for i in range(4):
+        pub.basic_publish("", q, b"o%d" % i)
+    deadline = time.monotonic() + 5
+    while len(high) + len(low) < 8 and time.monotonic() < deadline:
+        conn.process_data_events(0.05)
+    assert len(high) == 5 and len(low) == 3, (high, low)
+
+
+def test_consumer_priority_bad_type(conn):
+    ch = conn.channel()
+    q = uid()
+    ch.queue_declare(q)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        ch.basic_consume(q, lambda *a: None, arguments={"x-priority": "high"})
+    closed_with(e, 406)
+    assert "x-priority" in e.value.reply_text
+
+
 def test_publisher_confirms(ch):
     q = uid()
     ch.queue_declare(q)

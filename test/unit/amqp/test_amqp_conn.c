@@ -29,15 +29,15 @@ Test(handshake, full)
             caps = &e->value.value.table;
     }
     cr_assert_not_null(caps, "no capabilities table");
-    cr_assert_eq(caps->num_entries, 7);
+    cr_assert_eq(caps->num_entries, 8);
     bool blocked = false;
     for (int i = 0; i < caps->num_entries; i++) {
         amqp_table_entry_t *e = &caps->entries[i];
         cr_assert_eq(e->value.kind, AMQP_FIELD_KIND_BOOLEAN);
         cr_assert(e->value.value.boolean);
         /* not built yet, so never advertised */
-        cr_assert(e->key.len != strlen("consumer_priorities") ||
-                  memcmp(e->key.bytes, "consumer_priorities", e->key.len) != 0);
+        cr_assert(e->key.len != strlen("direct_reply_to") ||
+                  memcmp(e->key.bytes, "direct_reply_to", e->key.len) != 0);
         blocked |= e->key.len == strlen("connection.blocked") &&
                    memcmp(e->key.bytes, "connection.blocked", e->key.len) == 0;
     }
