@@ -21,7 +21,8 @@ PYTHON ?= /usr/bin/python3
 
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-PYTEST := PYTHONDONTWRITEBYTECODE=1 $(PYTHON) -m pytest -q -p no:cacheprovider
+# --durations: the slowest tests, to keep the suite within its CI budget.
+PYTEST := PYTHONDONTWRITEBYTECODE=1 $(PYTHON) -m pytest -q -p no:cacheprovider --durations=15
 
 INTEGRATION_TESTS = $(shell find test/integration -name 'test_*.py' -o -name '*_test.py' 2>/dev/null)
 FUZZ_TARGETS = $(patsubst test/fuzz/%.c,%,$(wildcard test/fuzz/fuzz_*.c))
