@@ -21,30 +21,39 @@ static const char grace_msg[] =
     "The grace for a claim may not exceed 43200 seconds, and must be at least 60 seconds long.";
 
 /* Reads {"ttl", "grace"} with Zaqar's sanitize(): an object, integer
- * fields, defaults for missing ones. Returns false after failing the call. */
-static bool claim_body(wr_rest_call_t *c, const json_t *doc, int64_t *ttl, int64_t *grace)
+ * fields, defaults for missing ones (*ttl and *grace keep theirs). NULL if
+ * fine, else the description of the 400 (in desc when it names a field). */
+const char *wr_rest_claim_doc(const json_t *doc, int64_t *ttl, int64_t *grace, char *desc,
+                              size_t cap)
 {
     static const char *const names[] = {"ttl", "grace"};
     int64_t *out[] = {ttl, grace};
 
-    if (!json_is_object(doc)) {
-        wr_rest_fail_body(c, "Document type not supported.");
-        return false;
-    }
+    if (!json_is_object(doc))
+        return "Document type not supported.";
     for (size_t i = 0; i < 2; i++) {
         const json_t *v = json_object_get(doc, names[i]);
-        char desc[80];
 
         if (!v)
             continue;
         if (!json_is_integer(v) && !json_is_boolean(v)) {
-            snprintf(desc, sizeof(desc), "The value of the \"%s\" field must be a int.", names[i]);
-            wr_rest_fail_body(c, desc);
-            return false;
+            snprintf(desc, cap, "The value of the \"%s\" field must be a int.", names[i]);
+            return desc;
         }
         *out[i] = json_is_integer(v) ? (int64_t)json_integer_value(v) : json_is_true(v);
     }
-    return true;
+    return NULL;
+}
+
+/* wr_rest_claim_doc(), failing the call when the body is wrong. */
+static bool claim_body(wr_rest_call_t *c, const json_t *doc, int64_t *ttl, int64_t *grace)
+{
+    char desc[80];
+    const char *why = wr_rest_claim_doc(doc, ttl, grace, desc, sizeof(desc));
+
+    if (why)
+        wr_rest_fail_body(c, why);
+    return !why;
 }
 
 static void put_claim_location(wr_rest_call_t *c, wr_rest_buf_t *b, uint64_t cid)

@@ -283,15 +283,56 @@ static void post_fail(wr_rest_call_t *c, json_t *doc, uint16_t status, const cha
 }
 
 /*
- * The document is read with jansson and checked as Zaqar does: sanitize()
- * for the shape and types of every message, then the count, then
- * message_posting() for the TTL ranges. Each body is stored as jansson's
- * compact serialization of it.
+ * The document is checked as Zaqar does: sanitize() for the shape and types
+ * of every message, then the count, then message_posting() for the TTL
+ * ranges. NULL when it may be posted, else the description of the 400 and
+ * *title its title (NULL for the default one).
  */
-void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
+const char *wr_rest_msgs_doc_check(const json_t *doc, const char **title)
 {
     static const char bad_body[] = "Invalid request body";
     const json_t *msgs, *m;
+    size_t i, n;
+
+    *title = NULL;
+    msgs = json_is_object(doc) ? json_object_get(doc, "messages") : NULL;
+    if (!msgs)
+        return "No messages were found in the request body.";
+    if (!json_is_array(msgs)) {
+        *title = bad_body;
+        return "Document type not supported.";
+    }
+    n = json_array_size(msgs);
+    if (n == 0)
+        return "No messages to enqueu.";
+    json_array_foreach(msgs, i, m)
+    {
+        const char *why = msg_type_error(m);
+
+        if (why) {
+            *title = bad_body;
+            return why;
+        }
+    }
+    if (n > WR_BATCH_MAX)
+        return "Too many messages in one request (at most 1000).";
+    json_array_foreach(msgs, i, m)
+    {
+        const json_t *ttl = json_object_get(m, "ttl");
+
+        if (ttl && (int_of(ttl) < WR_REST_MSG_TTL_MIN || int_of(ttl) > WR_REST_MSG_TTL_MAX))
+            return "The TTL for a message may not exceed 1209600 seconds, and must be at "
+                   "least 60 seconds long.";
+    }
+    return NULL;
+}
+
+/* The document is read with jansson, checked (wr_rest_msgs_doc_check) and
+ * each body stored as jansson's compact serialization of it. */
+void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
+{
+    const json_t *msgs, *m;
+    const char *why, *title;
     wr_rest_buf_t text = {0};
     post_st_t *st;
     bool any_delay = false;
@@ -301,44 +342,13 @@ void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
     doc = wr_rest_body_json(c, req);
     if (!doc)
         return;
-    msgs = json_is_object(doc) ? json_object_get(doc, "messages") : NULL;
-    if (!msgs) {
-        post_fail(c, doc, 400, NULL, "No messages were found in the request body.");
+    why = wr_rest_msgs_doc_check(doc, &title);
+    if (why) {
+        post_fail(c, doc, 400, title, why);
         return;
     }
-    if (!json_is_array(msgs)) {
-        post_fail(c, doc, 400, bad_body, "Document type not supported.");
-        return;
-    }
+    msgs = json_object_get(doc, "messages");
     n = json_array_size(msgs);
-    if (n == 0) {
-        post_fail(c, doc, 400, NULL, "No messages to enqueu.");
-        return;
-    }
-    json_array_foreach(msgs, i, m)
-    {
-        const char *why = msg_type_error(m);
-
-        if (why) {
-            post_fail(c, doc, 400, bad_body, why);
-            return;
-        }
-    }
-    if (n > WR_BATCH_MAX) {
-        post_fail(c, doc, 400, NULL, "Too many messages in one request (at most 1000).");
-        return;
-    }
-    json_array_foreach(msgs, i, m)
-    {
-        const json_t *ttl = json_object_get(m, "ttl");
-
-        if (ttl && (int_of(ttl) < WR_REST_MSG_TTL_MIN || int_of(ttl) > WR_REST_MSG_TTL_MAX)) {
-            post_fail(c, doc, 400, NULL,
-                      "The TTL for a message may not exceed 1209600 seconds, and must be at "
-                      "least 60 seconds long.");
-            return;
-        }
-    }
     st = malloc(sizeof(*st) + n * sizeof(pmsg_t));
     if (!st)
         wr_panic(__FILE__, __LINE__, "out of memory");

@@ -392,6 +392,9 @@ void wr_rest_queue_stats(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_queue_purge(wr_rest_call_t *c, const wr_rest_req_t *req);
 
 void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req);
+/* The checks of a POST .../messages document: NULL if it may be posted,
+ * else the 400's description and *title its title (NULL: the default). */
+const char *wr_rest_msgs_doc_check(const json_t *doc, const char **title);
 void wr_rest_msgs_get(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_msgs_delete(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_msg_get(wr_rest_call_t *c, const wr_rest_req_t *req);
@@ -400,6 +403,10 @@ void wr_rest_msg_delete(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_admin(wr_rest_call_t *c, const wr_rest_req_t *req); /* admin.c */
 
 void wr_rest_claims_post(wr_rest_call_t *c, const wr_rest_req_t *req);
+/* A claim body {"ttl", "grace"}: NULL if fine (fields found are stored),
+ * else the 400's description (possibly written into desc). */
+const char *wr_rest_claim_doc(const json_t *doc, int64_t *ttl, int64_t *grace, char *desc,
+                              size_t cap);
 void wr_rest_claim_get(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_claim_patch(wr_rest_call_t *c, const wr_rest_req_t *req);
 void wr_rest_claim_delete(wr_rest_call_t *c, const wr_rest_req_t *req);
