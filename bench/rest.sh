@@ -64,7 +64,11 @@ trap 'exit 130' INT TERM
 WARREN_URL=""
 if [ "${WARREN:-1}" != 0 ]; then
   build_warrend
-  start_warrend
+  # Like for like: the Zaqar it meets keeps messages in Redis without
+  # persistence, so warren's REST queues are not durable here either
+  # (override with WARREN_ARGS, e.g. WARREN_ARGS=--rest-durable=true).
+  # shellcheck disable=SC2086
+  start_warrend ${WARREN_ARGS:---rest-durable false}
 fi
 
 # --- Zaqar -------------------------------------------------------------------
