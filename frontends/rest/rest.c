@@ -324,6 +324,12 @@ static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
         return EVHTP_RES_OK;
     }
     atomic_fetch_sub(&rc->sh->fe->srv.connections, 1);
+    /* evhtp frees the connection before its request: the request's fini
+     * hook must not find rc freed (fuzz_rest_request, an HTTP/1.0 GET). */
+    if (rc->dispatched) {
+        evhtp_request_unset_hook(rc->dispatched, evhtp_hook_on_request_fini);
+        rc->dispatched = NULL;
+    }
     rc->conn = NULL;
     rc->req = NULL;
     if (rc->pending)
