@@ -42,14 +42,7 @@ say() { echo "durable.sh: $*" >&2; }
 . "$REPO/bench/lib.sh"
 
 WARREN_PID=""; RABBITMQ_RUN=""
-cleanup() {
-  set +e
-  stop_warrend
-  [ -n "$RABBITMQ_RUN" ] && KEEP_RUN=${KEEP:-0} "$REPO/bench/rabbitmq/stop.sh" "$RABBITMQ_RUN"
-  if [ "${KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
 build_amqp_bench
 command -v perf >/dev/null || { say "no perf (deploy/install-deps.sh --bench amqp installs linux-perf)"; exit 1; }

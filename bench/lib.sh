@@ -14,6 +14,9 @@
 #                             new /tmp dir; sets RABBITMQ_RUN RABBITMQ_PORT RABBITMQ_PID
 #                             RABBITMQ_VERSION; status 1 (RABBITMQ_RUN empty) if it
 #                             did not start. Stop it with bench/rabbitmq/stop.sh "$RABBITMQ_RUN"
+#   bench_traps               on exit (and INT/TERM: status 130) stop warrend and the
+#                             RabbitMQ node / Zaqar the script started (RABBITMQ_RUN,
+#                             ZAQAR_RUN), remove TMP (KEEP=1 keeps it and RabbitMQ's dir)
 #
 # Needs REPO, TMP (a temp dir of the caller) and a say() function.
 
@@ -99,4 +102,17 @@ start_rabbitmq() {
   fi
   RABBITMQ_RUN=""; say "RabbitMQ did not start: running warren alone"
   return 1
+}
+
+bench_cleanup() {
+  set +e
+  stop_warrend
+  [ -n "${RABBITMQ_RUN:-}" ] && KEEP_RUN=${KEEP:-0} "$REPO/bench/rabbitmq/stop.sh" "$RABBITMQ_RUN"
+  [ -n "${ZAQAR_RUN:-}" ] && "$REPO/bench/zaqar/stop.sh" "$ZAQAR_RUN"
+  if [ "${KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
+}
+
+bench_traps() {
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
 }

@@ -33,13 +33,7 @@ say() { echo "recovery.sh: $*" >&2; }
 . "$REPO/bench/lib.sh"
 
 WARREN_PID=""
-cleanup() {
-  set +e
-  stop_warrend
-  if [ "${KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
 build_amqp_bench
 build_warrend

@@ -51,14 +51,7 @@ say() { echo "rest.sh: $*" >&2; }
 . "$REPO/bench/lib.sh"
 
 WARREN_PID=""; ZAQAR_RUN=""
-cleanup() {
-  set +e
-  stop_warrend
-  [ -n "$ZAQAR_RUN" ] && "$REPO/bench/zaqar/stop.sh" "$ZAQAR_RUN"
-  if [ "${KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_traps
 
 # --- warren ------------------------------------------------------------------
 WARREN_URL=""
