@@ -695,6 +695,8 @@ static void bind_task(rest_shard_t *sh, int *rc)
     if (sh->htp && fe->tls) {
         sh->htps = bind_one(sh, &fe->saddr, fe->saddrlen, &fe->sport, true);
         if (!sh->htps) {
+            /* evhtp_free() leaves the listener to evhtp_unbind_socket(). */
+            evhtp_unbind_socket(sh->htp);
             evhtp_free(sh->htp);
             sh->htp = NULL;
         }

@@ -327,7 +327,10 @@ def test_latency_isolation(serve):
     consumers that never read their socket are connected and messages flow to
     those consumers. 250 ms is generous on purpose (the median is a few ms):
     the machine has 2 shared cores, often busy with another full build and
-    test run, and at a load average of 6 the p99 measured ~145 ms."""
+    test run, and at a load average of 6 the p99 measured ~145 ms. Not under
+    ASan: a latency bound says nothing about an instrumented build."""
+    if is_asan(wl.warren_bin()):
+        pytest.skip("latency bound: meaningless under ASan (runs in the release suite)")
     server = serve()
     lorises = [SlowLoris(server.http_port, every=0.5) for _ in range(4)]
     for t in lorises:
@@ -443,6 +446,10 @@ class Publisher(threading.Thread):
 
 
 def test_memory_high_watermark(serve):
+    # ASan quarantines freed memory, so RSS never falls back under the mark
+    # and publishers rightly stay blocked: the release suite runs this.
+    if is_asan(wl.warren_bin()):
+        pytest.skip("RSS watermark: ASan's quarantine keeps RSS high (runs in the release suite)")
     server = serve("--memory-high-watermark", str(WATERMARK), "--store", "memory")
     asan = is_asan(server.binary)
     pid = server.proc.pid
