@@ -67,13 +67,10 @@ if [ "${WARREN:-1}" != 0 ]; then
   WARREN_STORE=$(sed -n 's/.*warrend ready .* store=\([^ ]*\).*/\1/p' "$TMP/warrend.log" | head -1)
   BROKERS="warren"
 fi
-if [ "${RABBITMQ:-1}" != 0 ] && start_rabbitmq; then BROKERS="$BROKERS rabbitmq"; fi
-BROKERS=$(echo "$BROKERS" | xargs)
-[ -n "$BROKERS" ] || { say "nothing to benchmark"; exit 1; }
+add_rabbitmq
 
 {
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  machine_lines
   echo "uptime at start: $(uptime)"
   [ -n "$WARREN_PID" ] && echo "warren: $(warren_desc); store $WARREN_STORE ${WARREN_ARGS:-}"
   [ -n "$RABBITMQ_PID" ] && echo "rabbitmq: rabbitmq-server $RABBITMQ_VERSION (Debian), private node, default config, no plugins"

@@ -70,13 +70,10 @@ if [ "${WARREN:-1}" != 0 ]; then
   start_warrend --store rocksdb ${WARREN_ARGS:-}
   BROKERS="warren"
 fi
-if [ "${RABBITMQ:-1}" != 0 ] && start_rabbitmq; then BROKERS="$BROKERS rabbitmq"; fi
-BROKERS=$(echo "$BROKERS" | xargs)
-[ -n "$BROKERS" ] || { say "nothing to benchmark"; exit 1; }
+add_rabbitmq
 
 {
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  machine_lines
   echo "disk: $(df --output=source,fstype /tmp | tail -1 | xargs) (both brokers' data under /tmp)"
   echo "uptime at start: $(uptime)"
   [ -n "$WARREN_PID" ] && echo "warren: $(warren_desc); --store rocksdb ${WARREN_ARGS:-} (data $TMP/warren-data)"

@@ -14,6 +14,9 @@
 #                             new /tmp dir; sets RABBITMQ_RUN RABBITMQ_PORT RABBITMQ_PID
 #                             RABBITMQ_VERSION; status 1 (RABBITMQ_RUN empty) if it
 #                             did not start. Stop it with bench/rabbitmq/stop.sh "$RABBITMQ_RUN"
+#   machine_lines             the date and machine lines a meta.txt starts with
+#   add_rabbitmq              unless RABBITMQ=0: start_rabbitmq, add "rabbitmq" to
+#                             BROKERS; exit 1 if BROKERS is then empty
 #   bench_traps               on exit (and INT/TERM: status 130) stop warrend and the
 #                             RabbitMQ node / Zaqar the script started (RABBITMQ_RUN,
 #                             ZAQAR_RUN), remove TMP (KEEP=1 keeps it and RabbitMQ's dir)
@@ -115,4 +118,15 @@ bench_cleanup() {
 bench_traps() {
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
+}
+
+machine_lines() {
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+}
+
+add_rabbitmq() {
+  if [ "${RABBITMQ:-1}" != 0 ] && start_rabbitmq; then BROKERS="$BROKERS rabbitmq"; fi
+  BROKERS=$(echo "$BROKERS" | xargs)
+  [ -n "$BROKERS" ] || { say "nothing to benchmark"; exit 1; }
 }

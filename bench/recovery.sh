@@ -39,8 +39,7 @@ build_amqp_bench
 build_warrend
 
 {
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  machine_lines
   echo "disk: $(df --output=source,fstype /tmp | tail -1 | xargs) (data dir under /tmp)"
   echo "uptime at start: $(uptime)"
   echo "warren: $(warren_desc); --store rocksdb ${WARREN_ARGS:-}"

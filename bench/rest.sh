@@ -93,8 +93,7 @@ SERVERS=""
 [ -n "$WARREN_URL" ] && SERVERS="warren"
 [ -n "$ZAQAR_URL" ] && SERVERS="$SERVERS zaqar"
 {
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  machine_lines
   [ -n "$WARREN_URL" ] && echo "warren: $(warren_desc)"
   [ -n "$ZAQAR_URL" ] && echo "zaqar: python3-zaqar $(dpkg-query -W -f='${Version}' python3-zaqar), Redis store, uwsgi 2 processes"
   echo "runs: $RUNS x ${DURATION}s, wrk -t$THREADS, conns $CONNS, scenarios $SCENARIOS"
