@@ -767,6 +767,21 @@ static void on_gone_check(void *arg, const wr_queue_declare_res_t *res);
 static void sub_flow(wr_amqp_consumer_t *cons);
 static void on_sub_deliver(void *arg, const wr_deliveries_t *b);
 static void on_sub_end(void *arg, uint64_t sub_id, wr_err_t why);
+/* The consumer joins its channel, and the client hears consume-ok. */
+static void consumer_attach(wr_amqp_consumer_t *cons, wr_amqp_chan_t *ch, const wr_amqp_op_t *op)
+{
+    cons->ch = ch;
+    cons->next = ch->consumers;
+    ch->consumers = cons;
+    ch->nconsumers++;
+    if (!op->nowait) {
+        amqp_basic_consume_ok_t ok;
+        ok.consumer_tag.bytes = cons->tag;
+        ok.consumer_tag.len = cons->tag_len;
+        wr__amqp_send(op->c, ch->id, AMQP_BASIC_CONSUME_OK_METHOD, &ok);
+    }
+}
+
 static void on_subscribed(void *arg, const wr_sub_res_t *res);
 
 /* A consumer's claim request came back (or could not be sent). A parked one
@@ -1107,16 +1122,7 @@ static void on_subscribed(void *arg, const wr_sub_res_t *res)
     }
     cons->subclaim = claim_new(ch, res->sub_id, cons->q, 0);
     cons->subclaim->pinned = true;
-    cons->ch = ch;
-    cons->next = ch->consumers;
-    ch->consumers = cons;
-    ch->nconsumers++;
-    if (!op->nowait) {
-        amqp_basic_consume_ok_t ok;
-        ok.consumer_tag.bytes = cons->tag;
-        ok.consumer_tag.len = cons->tag_len;
-        wr__amqp_send(c, ch->id, AMQP_BASIC_CONSUME_OK_METHOD, &ok);
-    }
+    consumer_attach(cons, ch, op);
     sub_flow(cons);
     wr__amqp_op_done(op);
 }
@@ -1160,16 +1166,7 @@ static void on_consume_stat(void *arg, const wr_queue_stat_res_t *res)
         return;
     }
     cons->auto_delete = res->attrs.auto_delete;
-    cons->ch = ch;
-    cons->next = ch->consumers;
-    ch->consumers = cons;
-    ch->nconsumers++;
-    if (!op->nowait) {
-        amqp_basic_consume_ok_t ok;
-        ok.consumer_tag.bytes = cons->tag;
-        ok.consumer_tag.len = cons->tag_len;
-        wr__amqp_send(c, ch->id, AMQP_BASIC_CONSUME_OK_METHOD, &ok);
-    }
+    consumer_attach(cons, ch, op);
     pump(cons);
     wr__amqp_op_done(op);
 }
