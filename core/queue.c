@@ -112,8 +112,6 @@ static void tcount(wr__queue_t *q, int64_t dm, int64_t db)
 
 void wr__queue_destroy(wr__shard_t *sh, wr__queue_t *q)
 {
-    tcount(q, -(int64_t)q->ix.live, -(int64_t)q->bytes);
-    atomic_fetch_sub_explicit(&q->tn->queues, 1, memory_order_relaxed);
     wr__map_del(&sh->queues, q->hash, q->key, q->klen);
     /* The waiters were parked on this queue: they end with nothing rather
      * than wait on for a queue of the same name declared later. */
@@ -131,6 +129,10 @@ void wr__queue_gone(wr__shard_t *sh, wr__queue_t *q, wr__req_t *parent)
         wr__persist_del_queue(sh, q);
         wr__persist_flush(sh);
     }
+    /* The tenant's counts drop before anyone can hear of the delete, so a
+     * publish or declare right after it sees the room it made. */
+    tcount(q, -(int64_t)q->ix.live, -(int64_t)q->bytes);
+    atomic_fetch_sub_explicit(&q->tn->queues, 1, memory_order_relaxed);
     wr__topo_queue_gone(sh, q, parent);
     wr__queue_destroy(sh, q);
 }
