@@ -80,7 +80,8 @@ typedef struct user {
     unsigned flags;
     grant_t *g;
     size_t ng;
-    /* HTTP Basic cache: keyed BLAKE2b of the last verified password. */
+    /* Login cache (HTTP Basic, AMQP PLAIN/AMQPLAIN): keyed BLAKE2b of the
+     * last verified password. */
     uint8_t cache[HASH_BYTES];
     int64_t cache_until; /* monotonic ms; 0 = empty */
 } user_t;
@@ -459,6 +460,7 @@ struct wr_auth {
     char dummy[crypto_pwhash_STRBYTES]; /* unknown users are checked against it */
     uint8_t cache_key[crypto_generichash_KEYBYTES];
     jobq_t verify, admin;
+    _Atomic uint64_t verifications, cache_hits; /* wr_auth_counters */
 };
 
 /* Every change happens under this: readers that cache a decision compare
@@ -888,7 +890,15 @@ bool wr_auth_basic_cached(wr_auth_t *a, wr_slice_t user, wr_slice_t pass, unsign
     }
     pthread_rwlock_unlock(&a->lk);
     sodium_memzero(d, sizeof(d));
+    if (ok)
+        atomic_fetch_add_explicit(&a->cache_hits, 1, memory_order_relaxed);
     return ok;
+}
+
+void wr_auth_counters(wr_auth_t *a, uint64_t *verifications, uint64_t *cache_hits)
+{
+    *verifications = atomic_load_explicit(&a->verifications, memory_order_relaxed);
+    *cache_hits = atomic_load_explicit(&a->cache_hits, memory_order_relaxed);
 }
 
 bool wr_auth_quota_get(wr_auth_t *a, wr_slice_t tenant, int key, uint64_t *value)
@@ -999,6 +1009,7 @@ static void run_login(wr_auth_t *a, job_t *j)
     pthread_rwlock_unlock(&a->lk);
 
     ok = crypto_pwhash_str_verify(hash, j->s[1].ptr, j->s[1].len) == 0 && known;
+    atomic_fetch_add_explicit(&a->verifications, 1, memory_order_relaxed);
     sodium_memzero(hash, sizeof(hash));
     if (!ok) {
         j->res.err = WR_EDENIED;
@@ -1011,7 +1022,7 @@ static void run_login(wr_auth_t *a, job_t *j)
                  (const char *)j->s[0].ptr);
         return;
     }
-    /* Remember the success for HTTP Basic (wr_auth_basic_cached). */
+    /* Remember the success for later logins (wr_auth_basic_cached). */
     wrlock(a);
     u = vec_get(&a->users, j->s[0].ptr, j->s[0].len);
     if (u && u->flags == flags) {

@@ -141,13 +141,21 @@ bool wr_auth_allowed(wr_auth_t *a, wr_slice_t user, wr_slice_t tenant, wr_perm_t
 bool wr_auth_visible(wr_auth_t *a, wr_slice_t user, wr_slice_t tenant, wr_slice_t name);
 
 /*
- * HTTP Basic fast path: true if (user, password) was verified by the slow
- * hash within the last WR_AUTH_CACHE_MS and the user has not changed since.
- * The cache keeps a keyed BLAKE2b of the password (the key is random per
- * process and never stored), one entry per user.
+ * Login fast path (HTTP Basic, AMQP PLAIN/AMQPLAIN): true if (user,
+ * password) was verified by the slow hash (wr_auth_login) within the last
+ * WR_AUTH_CACHE_MS and the user has not changed since (a password change,
+ * new flags or grants, or a delete empty it). The cache keeps a keyed
+ * BLAKE2b of the password (the key is random per process and never
+ * stored), one entry per user: a wrong password misses and takes the slow
+ * path. The caller still applies WR_USER_LOOPBACK to the flags.
  */
 #define WR_AUTH_CACHE_MS 60000
 bool wr_auth_basic_cached(wr_auth_t *a, wr_slice_t user, wr_slice_t pass, unsigned *flags /* OUT */);
+
+/* Since start: Argon2id verifications done (every wr_auth_login, refused
+ * ones too) and logins answered from the cache above. For /metrics. */
+void wr_auth_counters(wr_auth_t *a, uint64_t *verifications /* OUT */,
+                      uint64_t *cache_hits /* OUT */);
 
 /* A quota setting of a tenant: true and *value if set. */
 bool wr_auth_quota_get(wr_auth_t *a, wr_slice_t tenant, int key, uint64_t *value /* OUT */);

@@ -412,6 +412,16 @@ void wr__amqp_on_start_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_c
             refuse_login(c, call->id, mech, c->user, "invalid credentials");
             return;
         }
+        /* A password verified within the cache's lifetime (by either
+         * front end) skips the verifier: a reconnecting client costs a
+         * keyed hash, not an Argon2id verification. A miss (wrong
+         * password too) takes the slow path below. */
+        if (wr_auth_basic_cached(c->env->auth, wr__amqp_slice(creds.user),
+                                 wr__amqp_slice(creds.pass), &c->uflags) &&
+            (c->loopback || !(c->uflags & WR_USER_LOOPBACK))) {
+            send_tune(c);
+            return;
+        }
         c->authenticating = true;
         wr__amqp_conn_ref(c);
         err = wr_auth_login(c->env->auth, wr__amqp_slice(creds.user), wr__amqp_slice(creds.pass),

@@ -360,6 +360,61 @@ def test_basic_cache_makes_repeat_requests_cheap(srv):
     assert (time.monotonic() - t) / 20 < 0.5
 
 
+def _auth_counters(srv):
+    """(verifications, cache hits) from /metrics (no credentials needed there)."""
+    text = requests.get(srv.w.url + "/metrics", timeout=30).text
+    vals = {}
+    for line in text.splitlines():
+        if line.startswith(("warren_auth_verifications_total ", "warren_auth_cache_hits_total ")):
+            k, v = line.split()
+            vals[k] = int(v)
+    return vals["warren_auth_verifications_total"], vals["warren_auth_cache_hits_total"]
+
+
+def test_amqp_logins_use_the_verified_password_cache(srv):
+    """20 AMQP logins of one user cost one Argon2id verification, not 20 (pika PLAIN
+    and py-amqp AMQPLAIN); a wrong password still misses the cache, costs a
+    verification and is refused; a changed password ends the cached login."""
+    srv.ok("user", "add", "cachy", "cachy-pw")
+    srv.ok("grant", "cachy", "ta")
+    v0, h0 = _auth_counters(srv)
+    for i in range(20):
+        if i % 2:
+            c = amqp.Connection(host="127.0.0.1:%d" % srv.w.amqp_port, userid="cachy",
+                                password="cachy-pw", virtual_host="ta", login_method="AMQPLAIN")
+            c.connect()
+            c.channel().queue_declare("cachy-q", auto_delete=True)
+            c.close()
+        else:
+            c = pika_conn(srv, "cachy", "cachy-pw", "ta")
+            c.channel().queue_declare("cachy-q", auto_delete=True)
+            c.close()
+    v1, h1 = _auth_counters(srv)
+    assert v1 - v0 == 1, "20 logins took %d verifications" % (v1 - v0)
+    assert h1 - h0 == 19
+
+    with pytest.raises((pika.exceptions.ProbableAuthenticationError,
+                        pika.exceptions.AuthenticationError)):
+        pika_conn(srv, "cachy", "not-cachys", "ta")
+    v2, h2 = _auth_counters(srv)
+    assert (v2 - v1, h2 - h1) == (1, 0)
+
+    # A password change empties the cache: the old password is refused at once,
+    # the new one takes a verification.
+    srv.ok("user", "add", "cachy", "cachy-pw2")
+    with pytest.raises((pika.exceptions.ProbableAuthenticationError,
+                        pika.exceptions.AuthenticationError)):
+        pika_conn(srv, "cachy", "cachy-pw", "ta")
+    pika_conn(srv, "cachy", "cachy-pw2", "ta").close()
+    v3, _ = _auth_counters(srv)
+    assert v3 - v2 == 2
+    # A deleted user's cached login is gone too.
+    srv.ok("user", "del", "cachy")
+    with pytest.raises((pika.exceptions.ProbableAuthenticationError,
+                        pika.exceptions.AuthenticationError)):
+        pika_conn(srv, "cachy", "cachy-pw2", "ta")
+
+
 # --------------------------------------------------------------------------- loopback mode
 
 def test_loopback_mode_keeps_make_run_simple():
