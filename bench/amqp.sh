@@ -50,7 +50,7 @@ say() { echo "amqp.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-WARREN_PID=""; RABBITMQ_RUN=""
+WARREN_PID=""; RABBITMQ_RUN=""; RABBITMQ_PID=""
 bench_traps
 
 build_amqp_bench   # the client

@@ -26,12 +26,14 @@ struct wr_loop {
     unsigned id;
     struct event_base *base;
     struct event *mail_ev;
+    struct event *self_ev; /* zero-timeout timer: wakes the loop for its own posts */
     struct event *tick_ev;
     int efd;
 
     pthread_mutex_t mu;
     task_t *box; /* guarded by mu */
     size_t box_len, box_cap;
+    bool efd_written; /* guarded by mu: a poster wrote the eventfd (so drain reads it) */
     task_t *run; /* owned by the loop thread: the swapped-out batch */
     size_t run_cap;
 
@@ -64,8 +66,18 @@ int64_t wr_now_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A post from the loop's own thread (a shard answering a connection it
+ * also serves, a task continuing itself) wakes the loop with a zero-timeout
+ * timer instead of the eventfd: no write, no read, no extra epoll turn. A
+ * timer rather than event_active because libevent runs an event activated
+ * inside a callback in the same pass, so a loop whose tasks keep posting
+ * to themselves would never poll its sockets; the timer waits for the next
+ * epoll_wait, which then does not block.
+ */
 void wr_loop_post(wr_loop_t *loop, wr_task_fn fn, void *arg)
 {
+    bool self = current_loop == loop;
     bool wake;
 
     pthread_mutex_lock(&loop->mu);
@@ -79,9 +91,14 @@ void wr_loop_post(wr_loop_t *loop, wr_task_fn fn, void *arg)
     }
     loop->box[loop->box_len++] = (task_t){fn, arg};
     wake = loop->box_len == 1;
+    if (wake && !self)
+        loop->efd_written = true;
     pthread_mutex_unlock(&loop->mu);
 
-    if (wake) {
+    if (wake && self) {
+        static const struct timeval now = {0, 0};
+        event_add(loop->self_ev, &now);
+    } else if (wake) {
         uint64_t one = 1;
         ssize_t r;
         do {
@@ -90,16 +107,20 @@ void wr_loop_post(wr_loop_t *loop, wr_task_fn fn, void *arg)
     }
 }
 
-static void on_mail(evutil_socket_t fd, short what, void *arg)
+static void read_efd(wr_loop_t *loop)
 {
-    wr_loop_t *loop = arg;
     uint64_t n;
+
+    if (read(loop->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        wr_log(WR_LOG_WARN, WR_LOGC_CORE, "loop=%u eventfd read: %s", loop->id, strerror(errno));
+}
+
+/* efd_read: the caller has just read the eventfd (it woke on it). */
+static void drain(wr_loop_t *loop, bool efd_read)
+{
     task_t *batch;
     size_t len, cap;
-
-    (void)what;
-    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-        wr_log(WR_LOG_WARN, WR_LOGC_CORE, "loop=%u eventfd read: %s", loop->id, strerror(errno));
+    bool written;
 
     /* Swap the arrays so posters are never blocked while tasks run. */
     pthread_mutex_lock(&loop->mu);
@@ -111,10 +132,32 @@ static void on_mail(evutil_socket_t fd, short what, void *arg)
     loop->box_len = 0;
     loop->run = batch;
     loop->run_cap = cap;
+    written = loop->efd_written;
+    loop->efd_written = false;
     pthread_mutex_unlock(&loop->mu);
 
+    /* Woken by the timer with a cross-thread post in the box too: take its
+     * eventfd count now. Should the poster's write come after this read,
+     * the loop wakes once more and finds the box empty, which is harmless. */
+    if (written && !efd_read)
+        read_efd(loop);
     for (size_t i = 0; i < len; i++)
         batch[i].fn(batch[i].arg);
+}
+
+static void on_mail(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    read_efd(arg);
+    drain(arg, true);
+}
+
+static void on_self(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drain(arg, false);
 }
 
 #define TICK_US 100000
@@ -173,8 +216,9 @@ wr_err_t wr_loop_new(unsigned id, wr_loop_t **out)
     }
     pthread_mutex_init(&loop->mu, NULL);
     loop->mail_ev = event_new(loop->base, loop->efd, EV_READ | EV_PERSIST, on_mail, loop);
+    loop->self_ev = evtimer_new(loop->base, on_self, loop);
     loop->tick_ev = event_new(loop->base, -1, EV_PERSIST, on_tick, loop);
-    if (!loop->mail_ev || !loop->tick_ev) {
+    if (!loop->mail_ev || !loop->self_ev || !loop->tick_ev) {
         wr_loop_free(loop);
         return WR_ENOMEM;
     }
@@ -193,7 +237,7 @@ static void *loop_main(void *arg)
     while (!atomic_load(&loop->stopping))
         event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
     /* Run whatever was posted before the stop request, in order. */
-    on_mail(loop->efd, EV_READ, loop);
+    drain(loop, false);
     current_loop = NULL;
     return NULL;
 }
@@ -232,6 +276,8 @@ void wr_loop_free(wr_loop_t *loop)
     wr_loop_stop(loop);
     if (loop->mail_ev)
         event_free(loop->mail_ev);
+    if (loop->self_ev)
+        event_free(loop->self_ev);
     if (loop->tick_ev)
         event_free(loop->tick_ev);
     if (loop->base)
