@@ -90,24 +90,50 @@ void wr__msg_restore(wr__queue_t *q, uint64_t id, const wr__mrec_t *rec, wr_body
     wr__queue_append(q, m);
 }
 
+/* A limit as a bound: 0 (none) is no bound, WR_LIMIT_ZERO is 0. */
+static uint64_t bound(uint64_t limit)
+{
+    return limit == WR_LIMIT_ZERO ? 0 : limit ? limit : UINT64_MAX;
+}
+
 bool wr__queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes)
 {
-    return !((q->attrs.max_length && q->ix.live + n > q->attrs.max_length) ||
-             (q->attrs.max_bytes && q->bytes + bytes > q->attrs.max_bytes));
+    return q->ix.live + n <= bound(q->attrs.max_length) &&
+           q->bytes + bytes <= bound(q->attrs.max_bytes);
+}
+
+static bool keeps_nothing(const wr__queue_t *q)
+{
+    return q->attrs.max_length == WR_LIMIT_ZERO || q->attrs.max_bytes == WR_LIMIT_ZERO;
+}
+
+static void drop_one(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
+{
+    if (q->attrs.dlx_set)
+        wr__dl_msg(sh, q, wr__ix_slot(&q->ix, pos)->m, WR__DL_MAXLEN);
+    wr__queue_remove(sh, q, pos);
 }
 
 /* Enforces max_length / max_bytes under drop-head: the oldest go first,
- * claimed or not, since the limit counts both. */
+ * claimed or not, since the limit counts both. A queue that keeps nothing
+ * first offers its messages to its consumers (RabbitMQ delivers to a
+ * waiting consumer before it applies the limit), then drops what none
+ * took; delivered messages stay, as RabbitMQ counts only ready ones. */
 void wr__queue_drop_head(wr__shard_t *sh, wr__queue_t *q)
 {
-    uint64_t max_len = q->attrs.max_length, max_bytes = q->attrs.max_bytes;
+    uint64_t max_len = bound(q->attrs.max_length), max_bytes = bound(q->attrs.max_bytes);
 
-    while (q->ix.live && ((max_len && q->ix.live > max_len) || (max_bytes && q->bytes > max_bytes))) {
-        uint64_t pos = wr__ix_next(&q->ix, q->ix.base);
-        if (q->attrs.dlx_set)
-            wr__dl_msg(sh, q, wr__ix_slot(&q->ix, pos)->m, WR__DL_MAXLEN);
-        wr__queue_remove(sh, q, pos);
+    if (keeps_nothing(q)) {
+        int64_t now = wr_now_wall_ms();
+        wr__queue_wake(sh, q, now);
+        for (uint64_t pos = wr__ix_next(&q->ix, q->ix.base); pos < wr__ix_end(&q->ix);
+             pos = wr__ix_next(&q->ix, pos + 1))
+            if (!wr__msg_claim(wr__ix_slot(&q->ix, pos)->m, now))
+                drop_one(sh, q, pos);
+        return;
     }
+    while (q->ix.live && (q->ix.live > max_len || q->bytes > max_bytes))
+        drop_one(sh, q, wr__ix_next(&q->ix, q->ix.base));
 }
 
 void wr__publish_rollback(wr__shard_t *sh, wr__req_t *r)

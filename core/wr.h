@@ -145,6 +145,16 @@ void wr_core_store_counters(const wr_core_t *core, wr_store_counters_t *out /* O
 /* ------------------------------------------------------------------------ */
 /* Queues                                                                   */
 
+/*
+ * max_length / max_bytes of a queue that keeps no message (AMQP
+ * x-max-length 0; 0 itself means unlimited). As in RabbitMQ: under
+ * drop-head a published message goes to a consumer that can take it at
+ * once, else it is dropped (dead-lettered "maxlen" when the queue has a
+ * dead-letter exchange); under reject-publish every publish is refused.
+ * Messages already delivered and not acked stay.
+ */
+#define WR_LIMIT_ZERO UINT64_MAX
+
 typedef enum {
     WR_OVERFLOW_DROP_HEAD = 0, /* drop the oldest to make room (default); they
                                   are dead-lettered ("maxlen") if the queue has
@@ -159,8 +169,9 @@ typedef struct wr_queue_attrs {
     bool durable;
     int64_t default_ttl_ms;    /* message TTL when the publisher gives none */
     int64_t default_delay_ms;  /* delay applied when the publisher gives none */
-    uint64_t max_length;       /* ready+claimed messages; 0 = unlimited */
-    uint64_t max_bytes;        /* sum of body bytes; 0 = unlimited */
+    uint64_t max_length;       /* ready+claimed messages; 0 = unlimited,
+                                  WR_LIMIT_ZERO = keep none (below) */
+    uint64_t max_bytes;        /* sum of body bytes; 0 = unlimited, WR_LIMIT_ZERO */
     wr_overflow_t overflow;
     uint32_t max_post_bytes;   /* one publish batch's body bytes; 0 = core max */
     uint8_t max_priority;      /* x-max-priority: claims and deliveries take higher

@@ -509,10 +509,11 @@ bool wr__amqp_queue_args(const amqp_table_t *args, wr_queue_attrs_t *a, char *wh
                                kind_name(v->kind));
             if (n < 0)
                 return BAD_ARG("invalid arg '%s': {value_negative,%lld}", name, (long long)n);
+            /* 0 is a limit (keep nothing), not the core's "none". */
             if (name[12] == '\0')
-                a->max_length = (uint64_t)n;
+                a->max_length = n ? (uint64_t)n : WR_LIMIT_ZERO;
             else
-                a->max_bytes = (uint64_t)n;
+                a->max_bytes = n ? (uint64_t)n : WR_LIMIT_ZERO;
         } else if (bytes_is(k, "x-overflow")) {
             if (!str_value(v, &s))
                 return BAD_ARG("invalid arg 'x-overflow': {unacceptable_type,%s}",
