@@ -439,6 +439,7 @@ typedef enum {
 #define WR__EXF_AUTO_DELETE 0x02u
 #define WR__EXF_INTERNAL 0x04u
 #define WR__EXF_BUILTIN 0x08u /* "" and amq.*: cannot be deleted */
+#define WR__EXF_ALT 0x10u     /* has an alternate exchange (wr__exch_t.alt) */
 
 /* Headers exchange match modes (from the binding's "x-match"). */
 #define WR__HM_ANY 0x01u
@@ -478,6 +479,7 @@ struct wr__exch {
     uint32_t nbind;     /* bindings with this exchange as source */
     wr__bind_t *list;   /* fanout, topic, headers: every binding */
     wr__map_t bykey;    /* direct: key -> wr__keychain_t */
+    wr_slice_t alt;     /* WR__EXF_ALT: its alternate exchange, after name[] */
     size_t nlen;
     char name[];
 };
@@ -523,7 +525,10 @@ wr_header_t *wr__headers_copy(void *buf, const wr_header_t *h, size_t n);
 /* The tenant's replica on this shard, made (with the built-ins) if new. */
 wr__topo_t *wr__topo_get(wr__shard_t *sh, const char *tenant, size_t tlen);
 /* Adds an exchange to one replica (the name is copied). */
-wr__exch_t *wr__exch_new(wr__topo_t *t, wr_slice_t name, uint8_t type, uint8_t flags);
+/* alt: the alternate exchange (RabbitMQ's "alternate-exchange"), or NULL;
+ * it sets WR__EXF_ALT. */
+wr__exch_t *wr__exch_new(wr__topo_t *t, wr_slice_t name, uint8_t type, uint8_t flags,
+                         const wr_slice_t *alt);
 /* Adds a binding built from a change request's fields to e (restore). */
 void wr__topo_add_bind(wr__exch_t *e, const wr__req_t *r);
 /* One replica (or the store write) of a change is done. */

@@ -75,6 +75,25 @@ static bool visited(const wr__shard_t *sh, size_t n, const wr__exch_t *e)
     return false;
 }
 
+/* Queues e for the breadth-first walk unless it is missing or was seen. */
+static void visit(wr__shard_t *sh, size_t *n, const wr__exch_t *e)
+{
+    if (!e || visited(sh, *n, e))
+        return;
+    if (*n == sh->rvisit_cap) {
+        sh->rvisit_cap *= 2;
+        sh->rvisit = wr__xrealloc(sh->rvisit, sh->rvisit_cap * sizeof(*sh->rvisit));
+    }
+    sh->rvisit[(*n)++] = e;
+}
+
+/* The default exchange: the queue named by the key, if a name. */
+static void to_default(wr__shard_t *sh, wr_slice_t tenant, wr_slice_t key)
+{
+    if (key.len >= 1 && key.len <= WR_NAME_MAX)
+        add_target(sh, wr__hash_name(tenant, key), key);
+}
+
 typedef struct rctx {
     wr_slice_t key;
     const wr_header_t *hdrs;
@@ -115,9 +134,7 @@ static wr_err_t route(wr__shard_t *sh, const wr__req_t *r)
 
     sh->nrt = 0;
     if (ex.len == 0) {
-        /* The default exchange: the queue named by the key, if a name. */
-        if (c.key.len >= 1 && c.key.len <= WR_NAME_MAX)
-            add_target(sh, wr__hash_name(tenant, c.key), c.key);
+        to_default(sh, tenant, c.key);
         goto done;
     }
     e = t ? wr__exch_find(t, ex) : NULL;
@@ -127,7 +144,10 @@ static wr_err_t route(wr__shard_t *sh, const wr__req_t *r)
         return WR_EDENIED;
 
     /* Breadth-first over exchange-to-exchange bindings, each exchange once:
-     * cycles end, and a queue reached twice is stored once (below). */
+     * cycles end, and a queue reached twice is stored once (below). An
+     * exchange whose bindings matched nothing hands the message to its
+     * alternate exchange, walked the same way (RabbitMQ's route1 and
+     * process_alternate): the visited list ends alternate chains too. */
     if (!sh->rvisit_cap) {
         sh->rvisit_cap = 16;
         sh->rvisit = wr__xmalloc(sh->rvisit_cap * sizeof(*sh->rvisit));
@@ -136,6 +156,7 @@ static wr_err_t route(wr__shard_t *sh, const wr__req_t *r)
     while (next < nvisit) {
         const wr__exch_t *x = sh->rvisit[next++];
         const wr__bind_t *b;
+        bool matched = false;
         if (x->type == WR__EX_DIRECT) {
             const wr__keychain_t *kc =
                 wr__map_get(&x->bykey, wr__hash_key(c.key.ptr, c.key.len), c.key.ptr, c.key.len);
@@ -144,22 +165,20 @@ static wr_err_t route(wr__shard_t *sh, const wr__req_t *r)
             b = x->list;
         }
         for (; b; b = b->next) {
-            const wr__exch_t *d;
             if (!matches(&c, x, b))
                 continue;
-            if (!b->to_exch) {
+            matched = true;
+            if (b->to_exch)
+                visit(sh, &nvisit, wr__exch_find(t, b->dest));
+            else
                 add_target(sh, b->dhash, b->dest);
-                continue;
-            }
-            d = wr__exch_find(t, b->dest);
-            if (!d || visited(sh, nvisit, d))
-                continue;
-            if (nvisit == sh->rvisit_cap) {
-                sh->rvisit_cap *= 2;
-                sh->rvisit = wr__xrealloc(sh->rvisit, sh->rvisit_cap * sizeof(*sh->rvisit));
-            }
-            sh->rvisit[nvisit++] = d;
         }
+        if (matched || !(x->flags & WR__EXF_ALT))
+            continue;
+        if (x->alt.len == 0)
+            to_default(sh, tenant, c.key);
+        else
+            visit(sh, &nvisit, wr__exch_find(t, x->alt));
     }
 done:
     for (size_t i = 0; i < sh->nrt; i++)

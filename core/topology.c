@@ -59,16 +59,24 @@ static bool is_amq(wr_slice_t name)
     return name.len >= 4 && memcmp(name.ptr, "amq.", 4) == 0;
 }
 
-wr__exch_t *wr__exch_new(wr__topo_t *t, wr_slice_t name, uint8_t type, uint8_t flags)
+wr__exch_t *wr__exch_new(wr__topo_t *t, wr_slice_t name, uint8_t type, uint8_t flags,
+                         const wr_slice_t *alt)
 {
-    wr__exch_t *e = wr__xcalloc(1, sizeof(*e) + name.len + 1);
+    wr__exch_t *e = wr__xcalloc(1, sizeof(*e) + name.len + 1 + (alt ? alt->len : 0));
 
     if (name.len)
         memcpy(e->name, name.ptr, name.len);
     e->nlen = name.len;
     e->hash = wr__hash_key(e->name, e->nlen);
     e->type = type;
-    e->flags = flags;
+    e->flags = flags & ~WR__EXF_ALT;
+    if (alt) {
+        char *p = e->name + name.len + 1;
+        if (alt->len)
+            memcpy(p, alt->ptr, alt->len);
+        e->alt = (wr_slice_t){p, alt->len};
+        e->flags |= WR__EXF_ALT;
+    }
     wr__map_put(&t->exchs, e->hash, e->name, e->nlen, e);
     return e;
 }
@@ -95,7 +103,7 @@ wr__topo_t *wr__topo_get(wr__shard_t *sh, const char *tenant, size_t tlen)
     t->hash = wr__hash_key(t->tenant, tlen);
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
         wr__exch_new(t, (wr_slice_t){builtins[i].name, strlen(builtins[i].name)},
-                 (uint8_t)builtins[i].type, WR__EXF_DURABLE | WR__EXF_BUILTIN);
+                     (uint8_t)builtins[i].type, WR__EXF_DURABLE | WR__EXF_BUILTIN, NULL);
     wr__map_put(&sh->topos, t->hash, t->tenant, t->tlen, t);
     return t;
 }
@@ -391,6 +399,22 @@ static uint8_t decl_flags(unsigned f)
 
 #define EXF_EQUIV (WR__EXF_DURABLE | WR__EXF_AUTO_DELETE | WR__EXF_INTERNAL)
 
+/* A declare's alternate exchange travels as the request's key, with
+ * WR_EXCH_ALTERNATE in its flags. */
+static const wr_slice_t *decl_alt(const wr__req_t *r)
+{
+    return (r->in.topo.flags & WR_EXCH_ALTERNATE) ? &r->in.topo.key : NULL;
+}
+
+static bool alt_eq(const wr__exch_t *e, const wr__req_t *r)
+{
+    const wr_slice_t *alt = decl_alt(r);
+
+    if (!(e->flags & WR__EXF_ALT) || !alt)
+        return !(e->flags & WR__EXF_ALT) && !alt;
+    return slice_eq(e->alt, *alt);
+}
+
 static wr_err_t check(const wr__topo_t *t, const wr__req_t *r, bool *noop)
 {
     const wr__exch_t *e = wr__exch_find(t, r->in.topo.name), *d;
@@ -409,8 +433,10 @@ static wr_err_t check(const wr__topo_t *t, const wr__req_t *r, bool *noop)
             return WR_ENOTFOUND;
         if (!e && is_amq(r->in.topo.name))
             return WR_EDENIED;
+        if (!e && (flags & WR_EXCH_NO_CREATE))
+            return WR_EDENIED;
         if (e && (e->type != r->in.topo.type ||
-                  (e->flags & EXF_EQUIV) != decl_flags(flags)))
+                  (e->flags & EXF_EQUIV) != decl_flags(flags) || !alt_eq(e, r)))
             return WR_EEXISTS;
         *noop = e != NULL;
         /* max-exchanges counts the declared ones: the map minus built-ins. */
@@ -460,7 +486,8 @@ static uint64_t apply(wr__topo_t *t, const wr__req_t *r)
     case WR__TM_EX_DECLARE:
         if (e)
             return 0;
-        wr__exch_new(t, r->in.topo.name, r->in.topo.type, decl_flags(r->in.topo.flags));
+        wr__exch_new(t, r->in.topo.name, r->in.topo.type, decl_flags(r->in.topo.flags),
+                     decl_alt(r));
         return 1;
     case WR__TM_EX_DELETE:
         return e ? exch_delete(t, e) : 0;
@@ -643,23 +670,24 @@ static wr_err_t start(wr_core_t *core, wr_slice_t tenant, wr_loop_t *reply, bool
 }
 
 wr_err_t wr_exchange_declare(wr_core_t *core, wr_slice_t tenant, wr_slice_t name,
-                             wr_slice_t type, unsigned flags, wr_loop_t *reply, wr_count_cb cb,
-                             void *arg)
+                             wr_slice_t type, unsigned flags, const wr_slice_t *alternate,
+                             wr_loop_t *reply, wr_count_cb cb, void *arg)
 {
     wr__ex_type_t ty = WR__EX_DIRECT;
     wr__req_t *r;
     wr_err_t err;
 
-    if (!opt_ok(name) || (!(flags & WR_EXCH_PASSIVE) && !wr__ex_type_parse(type, &ty)))
+    if (!opt_ok(name) || (!(flags & WR_EXCH_PASSIVE) && !wr__ex_type_parse(type, &ty)) ||
+        (alternate && !opt_ok(*alternate)))
         return WR_EINVAL;
     err = start(core, tenant, reply, cb != NULL);
     if (err != WR_OK)
         return err;
     r = change_new(core, WR__TM_EX_DECLARE, tenant, name, (wr_slice_t){NULL, 0},
-                   (wr_slice_t){NULL, 0}, NULL, 0, reply, arg);
+                   alternate ? *alternate : (wr_slice_t){NULL, 0}, NULL, 0, reply, arg);
     r->cb.count = cb;
     r->in.topo.type = (uint8_t)ty;
-    r->in.topo.flags = flags;
+    r->in.topo.flags = (flags & ~WR_EXCH_ALTERNATE) | (alternate ? WR_EXCH_ALTERNATE : 0);
     to_home(r);
     return WR_OK;
 }

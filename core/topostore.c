@@ -4,7 +4,7 @@
  * A tenant's durable topology is one record, key "T" tenant, rewritten
  * whole by the tenant's home shard after every change that touches it:
  *
- *   [1, [[name, type, flags] ...],
+ *   [1, [[name, type, flags(, alternate exchange)] ...],
  *       [[source, to_exchange, destination, key, hmode,
  *         [[arg key, kind, value] ...]] ...]]
  *
@@ -151,11 +151,13 @@ static bool pack_topo(msgpack_sbuffer *sb, const wr__topo_t *t)
         const wr__exch_t *e = t->exchs.e[i].val;
         if (!e || !exch_durable(e))
             continue;
-        msgpack_pack_array(&pk, 3);
+        msgpack_pack_array(&pk, (e->flags & WR__EXF_ALT) ? 4 : 3);
         pack_slice(&pk, (wr_slice_t){e->name, e->nlen});
         msgpack_pack_uint8(&pk, e->type);
         msgpack_pack_uint8(&pk, e->flags & (WR__EXF_DURABLE | WR__EXF_AUTO_DELETE |
                                             WR__EXF_INTERNAL));
+        if (e->flags & WR__EXF_ALT)
+            pack_slice(&pk, e->alt);
     }
     msgpack_pack_array(&pk, nb);
     each_bind(t, pack_bind, &pk);
@@ -304,18 +306,20 @@ static bool queue_exists(wr_core_t *core, wr_slice_t tenant, wr_slice_t name)
 
 static bool restore_exch(rctx_t *c, wr_slice_t tenant, const msgpack_object *o)
 {
-    wr_slice_t name;
+    wr_slice_t name, alt;
     uint64_t type, flags;
+    bool has_alt = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size >= 4;
 
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 3 ||
         !bin_of(&o->via.array.ptr[0], &name) || name.len > WR_NAME_MAX ||
         !wr__rec_u64(&o->via.array.ptr[1], &type) || type > WR__EX_HEADERS ||
-        !wr__rec_u64(&o->via.array.ptr[2], &flags) || flags > 0xff)
+        !wr__rec_u64(&o->via.array.ptr[2], &flags) || flags > 0xff ||
+        (has_alt && (!bin_of(&o->via.array.ptr[3], &alt) || alt.len > WR_NAME_MAX)))
         return false;
     for (unsigned i = 0; i < c->core->nshards; i++) {
         wr__topo_t *t = wr__topo_get(&c->core->shards[i], tenant.ptr, tenant.len);
         if (!wr__exch_find(t, name))
-            wr__exch_new(t, name, (uint8_t)type, (uint8_t)flags);
+            wr__exch_new(t, name, (uint8_t)type, (uint8_t)flags, has_alt ? &alt : NULL);
         t->stored = true;
     }
     c->exchanges++;

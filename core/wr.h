@@ -591,18 +591,27 @@ typedef struct wr_header {
 #define WR_EXCH_DURABLE 0x02u
 #define WR_EXCH_AUTO_DELETE 0x04u /* deleted when its last binding (as source) goes */
 #define WR_EXCH_INTERNAL 0x08u    /* publishing to it is WR_EDENIED; e2e bindings only */
+#define WR_EXCH_NO_CREATE 0x20u   /* a missing exchange is WR_EDENIED, not created (AMQP:
+                                     the caller may not set up its alternate exchange) */
+#define WR_EXCH_ALTERNATE 0x40u   /* internal: the core sets it from `alternate` */
 
 /*
  * Declares an exchange of type "direct", "fanout", "topic" or "headers"
  * (an unknown type is WR_EINVAL from the call, unless PASSIVE, which
- * ignores the type). Result (wr_count_res_t): count 1 if created, 0 if it
- * existed; err WR_ENOTFOUND (passive, missing), WR_EEXISTS (exists with
- * another type or durable/auto_delete/internal flag: AMQP 406), WR_EDENIED
- * (a new "amq." name, or "" without PASSIVE).
+ * ignores the type). alternate (NULL: none; "" is the default exchange):
+ * RabbitMQ's alternate exchange. A message that the exchange's own
+ * bindings send nowhere goes through its alternate exchange instead, which
+ * follows the same rule (chains end at an exchange already visited; a
+ * missing alternate routes nowhere; internal ones work). Result
+ * (wr_count_res_t): count 1 if created, 0 if it existed; err WR_ENOTFOUND
+ * (passive, missing), WR_EEXISTS (exists with another type,
+ * durable/auto_delete/internal flag or alternate exchange: AMQP 406),
+ * WR_EDENIED (a new "amq." name, "" without PASSIVE, or a missing exchange
+ * with WR_EXCH_NO_CREATE).
  */
 wr_err_t wr_exchange_declare(wr_core_t *core, wr_slice_t tenant, wr_slice_t name,
-                             wr_slice_t type, unsigned flags, wr_loop_t *reply, wr_count_cb cb,
-                             void *arg);
+                             wr_slice_t type, unsigned flags, const wr_slice_t *alternate,
+                             wr_loop_t *reply, wr_count_cb cb, void *arg);
 
 #define WR_EXCH_IF_UNUSED 0x10u /* WR_EBUSY if it is the source of a binding */
 

@@ -37,6 +37,7 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 
+#include "../../core/auth.h"
 #include "../../core/quota.h"
 #include "../../core/wr.h"
 
@@ -551,6 +552,13 @@ void wr__amqp_call(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_method_t
  * do it (RabbitMQ's configure/write/read rules)? False after raising 403
  * ACCESS_REFUSED on the channel. */
 bool wr__amqp_permitted(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+
+/* perm.c, for checks a handler makes itself: may the connection's user do
+ * perm on name (always, without a registry or for a guest of an open
+ * vhost)? And the 403 channel exception with RabbitMQ's text. */
+bool wr__amqp_may(wr_amqp_conn_t *c, wr_perm_t perm, wr_slice_t name);
+void wr__amqp_refused(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
+                      const char *kind, wr_slice_t name);
 
 #define WR_AMQP_CLASS(id) ((uint16_t)((id) >> 16))
 #define WR_AMQP_METHOD(id) ((uint16_t)((id)&0xFFFFu))

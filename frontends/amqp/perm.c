@@ -42,19 +42,31 @@ static wr_slice_t queue_name(const wr_amqp_chan_t *ch, amqp_bytes_t b)
     return wr__amqp_slice(b);
 }
 
-/* One check; raises the 403 and returns false when refused. */
-static bool need(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id, wr_perm_t perm,
-                 const char *kind, wr_slice_t name)
+void wr__amqp_refused(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
+                      const char *kind, wr_slice_t name)
 {
-    wr_slice_t user = {c->user, strlen(c->user)};
-    wr_slice_t tenant = {c->tenant, c->tenant_len};
-
-    if (wr_auth_allowed(c->env->auth, user, tenant, perm, name))
-        return true;
     wr__amqp_chan_error(c, ch, AMQP_ACCESS_REFUSED, id,
                         "access to %s '%.*s' in vhost '%s' refused for user '%s'", kind,
                         (int)(name.len > 200 ? 200 : name.len), (const char *)name.ptr,
                         wr__amqp_vhost(c), c->user);
+}
+
+bool wr__amqp_may(wr_amqp_conn_t *c, wr_perm_t perm, wr_slice_t name)
+{
+    wr_slice_t user = {c->user, strlen(c->user)};
+    wr_slice_t tenant = {c->tenant, c->tenant_len};
+
+    return !c->env->auth || c->who != WR_AMQP_WHO_USER ||
+           wr_auth_allowed(c->env->auth, user, tenant, perm, name);
+}
+
+/* One check; raises the 403 and returns false when refused. */
+static bool need(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id, wr_perm_t perm,
+                 const char *kind, wr_slice_t name)
+{
+    if (wr__amqp_may(c, perm, name))
+        return true;
+    wr__amqp_refused(c, ch, id, kind, name);
     return false;
 }
 

@@ -135,12 +135,16 @@ static void on_exchange_declared(void *arg, const wr_count_res_t *res)
             break;
         case WR_EEXISTS:
             wr__amqp_chan_error(op->c, ch, AMQP_PRECONDITION_FAILED, op->id,
-                                "inequivalent arg 'type' or flags for exchange '%s' in vhost "
-                                "'%s': received '%s'",
-                                op->a, wr__amqp_vhost(op->c), op->b);
+                                "inequivalent arg 'type', flags or 'alternate-exchange' for "
+                                "exchange '%s' in vhost '%s'",
+                                op->a, wr__amqp_vhost(op->c));
             break;
         case WR_EDENIED:
-            if (op->alen == 0)
+            if (op->u64 && !(op->alen >= 4 && memcmp(op->a, "amq.", 4) == 0))
+                /* WR_EXCH_NO_CREATE: the permission the new exchange lacked */
+                wr__amqp_refused(op->c, ch, op->id, "exchange",
+                                 op->u64 == 1 ? sl(op->a, op->alen) : sl(op->b, op->blen));
+            else if (op->alen == 0)
                 wr__amqp_chan_error(op->c, ch, AMQP_ACCESS_REFUSED, op->id,
                                     "operation not permitted on the default exchange");
             else
@@ -156,10 +160,27 @@ static void on_exchange_declared(void *arg, const wr_count_res_t *res)
     wr__amqp_op_done(op);
 }
 
+/* The "alternate-exchange" argument of a declare, or NULL. */
+static const amqp_field_value_t *alternate_arg(const amqp_table_t *args)
+{
+    for (int i = 0; i < args->num_entries; i++)
+        if (bytes_is(args->entries[i].key, "alternate-exchange"))
+            return &args->entries[i].value;
+    return NULL;
+}
+
+/* The default exchange is "amq.default" to permissions (perm.c). */
+static wr_slice_t perm_name(amqp_bytes_t b)
+{
+    return b.len ? wr__amqp_slice(b) : sl("amq.default", strlen("amq.default"));
+}
+
 void wr__amqp_on_exchange_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     const amqp_exchange_declare_t *m = call->args;
-    unsigned flags = 0;
+    const amqp_field_value_t *ae = m->passive ? NULL : alternate_arg(&m->arguments);
+    wr_slice_t alt;
+    unsigned flags = 0, refused = 0;
     wr_amqp_op_t *op;
     wr_err_t err;
 
@@ -167,6 +188,27 @@ void wr__amqp_on_exchange_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const w
         wr__amqp_conn_error(c, AMQP_COMMAND_INVALID, call->id, "unknown exchange type '%.*s'",
                             (int)(m->type.len > 64 ? 64 : m->type.len), (char *)m->type.bytes);
         return;
+    }
+    if (ae && ae->kind != AMQP_FIELD_KIND_UTF8) {
+        wr__amqp_chan_error(c, ch, AMQP_PRECONDITION_FAILED, call->id,
+                            "invalid type '%s' for arg 'alternate-exchange' in exchange '%.*s' in "
+                            "vhost '%s'",
+                            kind_name(ae->kind), (int)m->exchange.len, (char *)m->exchange.bytes,
+                            wr__amqp_vhost(c));
+        return;
+    }
+    if (ae) {
+        /* RabbitMQ (rabbit_channel, exchange.declare) asks, only when it
+         * creates the exchange, read on it and write on its alternate: the
+         * alternate gets what the exchange cannot route. Whether it exists
+         * is the core's to say: without them a missing one is not created. */
+        alt = wr__amqp_slice(ae->value.bytes);
+        if (!wr__amqp_may(c, WR_PERM_READ, perm_name(m->exchange)))
+            refused = 1;
+        else if (!wr__amqp_may(c, WR_PERM_WRITE, perm_name(ae->value.bytes)))
+            refused = 2;
+        if (refused)
+            flags |= WR_EXCH_NO_CREATE;
     }
     if (!c->env->core) {
         wr__amqp_chan_error(c, ch, AMQP_INTERNAL_ERROR, call->id, "no core");
@@ -182,9 +224,14 @@ void wr__amqp_on_exchange_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const w
         flags |= WR_EXCH_INTERNAL;
     op = wr__amqp_op_new(c, ch, call->id, m->nowait);
     wr__amqp_op_name(op->a, &op->alen, m->exchange);
-    wr__amqp_op_name(op->b, &op->blen, m->type);
+    op->u64 = refused;
+    if (refused == 2) {
+        wr_slice_t pn = perm_name(ae->value.bytes);
+        wr__amqp_op_name(op->b, &op->blen, (amqp_bytes_t){pn.len, (void *)pn.ptr});
+    }
     err = wr_exchange_declare(c->env->core, tenant_of(c), wr__amqp_slice(m->exchange),
-                              wr__amqp_slice(m->type), flags, c->loop, on_exchange_declared, op);
+                              wr__amqp_slice(m->type), flags, ae ? &alt : NULL, c->loop,
+                              on_exchange_declared, op);
     if (err != WR_OK)
         op_failed_now(op, ch, err);
 }

@@ -314,6 +314,33 @@ def test_amqp_permissions_within_a_tenant(srv, op):
     c.close()
 
 
+def test_amqp_alternate_exchange_permissions(srv):
+    """RabbitMQ (rabbit_channel, exchange.declare) asks read on a new exchange and
+    write on its alternate-exchange, only when it creates the exchange."""
+    srv.ok("user", "add", "aeu", "aeu-pw")
+    srv.ok("grant", "aeu", "ta", "^p-", "^p-w", "^p-r")
+    c = pika_conn(srv, "alice", "alice-pw", "ta")
+    c.channel().exchange_declare("p-made", "direct", arguments={"alternate-exchange": "zz"})
+    c.close()
+    c = pika_conn(srv, "aeu", "aeu-pw", "ta")
+    for x, ae, refused in (("p-x1", "p-w-ae", "p-x1"), ("p-r-x", "zz", "zz")):
+        ch = c.channel()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+            ch.exchange_declare(x, "fanout", arguments={"alternate-exchange": ae})
+        assert ei.value.reply_code == 403
+        assert ei.value.reply_text == ("ACCESS_REFUSED - access to exchange '%s' in vhost 'ta' "
+                                       "refused for user 'aeu'" % refused), ei.value.reply_text
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as ei:
+            c.channel().exchange_declare(x, "fanout", passive=True)
+        assert ei.value.reply_code == 404  # nothing was created
+    ch = c.channel()
+    ch.exchange_declare("p-r-ok", "fanout", arguments={"alternate-exchange": "p-w-ae"})
+    # An existing exchange: only configure is checked, as RabbitMQ.
+    ch.exchange_declare("p-made", "direct", arguments={"alternate-exchange": "zz"})
+    assert c.is_open
+    c.close()
+
+
 # --------------------------------------------------------------------------- login
 
 def test_guest_refused_on_new_tenant_and_allowed_on_default(srv):

@@ -477,7 +477,7 @@ static T_UNUSED wr_err_t t_exdecl_f(const char *tenant, const char *name, const 
 {
     t_call_t *c = t_call_new();
     wr_err_t err;
-    cr_assert_eq(wr_exchange_declare(T.core, S(tenant), S(name), S(type), flags, T.loop,
+    cr_assert_eq(wr_exchange_declare(T.core, S(tenant), S(name), S(type), flags, NULL, T.loop,
                                      t_on_count, c),
                  WR_OK);
     t_wait(c);

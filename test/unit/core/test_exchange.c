@@ -203,9 +203,10 @@ Test(exchange, declare_equivalence)
 
     /* Unknown type: refused by the call. */
     t_call_t *c = t_call_new();
-    cr_assert_eq(wr_exchange_declare(T.core, S("t"), S("x"), S("bogus"), 0, T.loop, t_on_count, c),
+    cr_assert_eq(wr_exchange_declare(T.core, S("t"), S("x"), S("bogus"), 0, NULL, T.loop,
+                                     t_on_count, c),
                  WR_EINVAL);
-    cr_assert_eq(wr_exchange_declare(T.core, S("t"), S("x"), S("x-delayed"), 0, T.loop,
+    cr_assert_eq(wr_exchange_declare(T.core, S("t"), S("x"), S("x-delayed"), 0, NULL, T.loop,
                                      t_on_count, c),
                  WR_EINVAL);
     t_call_free(c);
