@@ -410,6 +410,7 @@ typedef struct wr_amqp_props {
     wr_slice_t headers;    /* the encoded table (4-byte length first), or empty */
     wr_slice_t expiration; /* AMQP_BASIC_EXPIRATION_FLAG */
     wr_slice_t user_id;    /* AMQP_BASIC_USER_ID_FLAG */
+    wr_slice_t reply_to;   /* AMQP_BASIC_REPLY_TO_FLAG */
     uint8_t delivery_mode; /* 0 if absent */
     uint8_t priority;      /* 0 if absent */
 } wr_amqp_props_t;
@@ -465,6 +466,11 @@ struct wr_amqp_chan {
 
     char last_queue[WR_NAME_MAX + 1]; /* the last queue declared: "" means it */
     uint8_t last_queue_len;
+
+    /* Direct reply-to (replyto.c): the queue of the channel's reply
+     * consumer, "amq.rabbitmq.reply-to.<token>"; reply_len 0: none. */
+    char reply_q[64];
+    uint8_t reply_len;
 };
 
 wr_amqp_chan_t *wr__amqp_chan_get(wr_amqp_conn_t *c, uint16_t id);
@@ -720,6 +726,32 @@ void wr__amqp_on_basic_recover_async(wr_amqp_conn_t *c, wr_amqp_chan_t *ch,
  * (a 406 is raised). */
 bool wr__amqp_settle(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id, uint64_t tag,
                      bool multiple, int kind);
+
+/* Starts a consumer for basic.consume under op (made by the caller, ended
+ * here or in the core's answer). reply: the channel's direct reply-to
+ * consumer (replyto.c): always a core subscription, cleared from the
+ * channel when it ends. */
+void wr__amqp_consume_start(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_op_t *op,
+                            amqp_bytes_t queue, amqp_bytes_t tag, bool no_ack, bool exclusive,
+                            int32_t priority, bool reply);
+
+/* ------------------------------------------------------------------------ */
+/* replyto.c: direct reply-to (RabbitMQ's amq.rabbitmq.reply-to)            */
+
+#define WR_AMQP_REPLY_TO "amq.rabbitmq.reply-to"
+
+/* name is exactly the pseudo-queue "amq.rabbitmq.reply-to". */
+bool wr__amqp_is_reply_to(amqp_bytes_t name);
+
+/* basic.consume on the pseudo-queue (from wr__amqp_on_basic_consume, once
+ * the consumer tag was checked). */
+void wr__amqp_reply_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call);
+
+/* basic.publish with reply_to "amq.rabbitmq.reply-to": ch->msg gets the
+ * channel's reply queue name instead. False after raising 406 when the
+ * channel has no reply consumer. */
+bool wr__amqp_reply_rewrite(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number_t id,
+                            const wr_amqp_props_t *pr);
 
 /* Appends a message's content header and body frames at scratch[used...]
  * for channel ch: the stored properties verbatim (or the REST defaults);

@@ -276,6 +276,7 @@ static void send_start(wr_amqp_conn_t *c)
         entry_bool("basic.nack", true),         entry_bool("consumer_cancel_notify", true),
         entry_bool("per_consumer_qos", true),   entry_bool("authentication_failure_close", true),
         entry_bool("connection.blocked", true), entry_bool("consumer_priorities", true),
+        entry_bool("direct_reply_to", true),
     };
     amqp_table_entry_t props[] = {
         entry_str("product", WR_AMQP_PRODUCT),

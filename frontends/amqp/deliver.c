@@ -64,6 +64,7 @@ struct wr_amqp_consumer {
     uint8_t tag_len;
     char tag[WR_NAME_MAX + 1];
     bool no_ack, exclusive, auto_delete;
+    bool reply;   /* the channel's direct reply-to consumer (replyto.c) */
     bool pending; /* a claim request is out */
     bool idle;    /* no_ack: the queue was empty, park a claim */
     bool waited;  /* the request out is a parked claim */
@@ -733,6 +734,8 @@ static void consumer_end(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_consumer
     if (*pp)
         *pp = cons->next;
     ch->nconsumers--;
+    if (cons->reply)
+        ch->reply_len = 0; /* its queue goes with it (auto_delete) */
     cons->ch = NULL;
     cons->next = NULL;
     if (cons->subclaim) {
@@ -1092,6 +1095,8 @@ static void on_subscribed(void *arg, const wr_sub_res_t *res)
 
     cons->op = NULL;
     if (res->err != WR_OK) {
+        if (ch && cons->reply)
+            ch->reply_len = 0;
         reg_del(c->env, tenant_of(c), qslice(cons->q), false);
         if (ch && res->err == WR_ENOTFOUND)
             wr__amqp_chan_error(c, ch, AMQP_NOT_FOUND, op->id, "no queue '%s' in vhost '%s'",
@@ -1175,17 +1180,18 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
 {
     const amqp_basic_consume_t *m = call->args;
     amqp_bytes_t qn = m->queue;
-    wr_amqp_consumer_t *cons;
-    wr_amqp_op_t *op;
     int32_t priority;
     char why[160];
-    wr_err_t err;
 
     if (!wr__amqp_queue_name(c, ch, call->id, &qn))
         return;
     if (m->consumer_tag.len > 0 && find_consumer(ch, m->consumer_tag)) {
         wr__amqp_conn_error(c, AMQP_NOT_ALLOWED, call->id, "attempt to reuse consumer tag '%.*s'",
                             (int)m->consumer_tag.len, (char *)m->consumer_tag.bytes);
+        return;
+    }
+    if (wr__amqp_is_reply_to(qn)) {
+        wr__amqp_reply_consume(c, ch, call);
         return;
     }
     if (!c->env->core) {
@@ -1198,13 +1204,27 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
                             (char *)qn.bytes, wr__amqp_vhost(c));
         return;
     }
+    wr__amqp_consume_start(c, ch, wr__amqp_op_new(c, ch, call->id, m->nowait), qn,
+                           m->consumer_tag, m->no_ack, m->exclusive, priority, false);
+}
+
+void wr__amqp_consume_start(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, wr_amqp_op_t *op,
+                            amqp_bytes_t qn, amqp_bytes_t tag, bool no_ack, bool exclusive,
+                            int32_t priority, bool reply)
+{
+    wr_amqp_consumer_t *cons;
+    wr_err_t err;
+
     /* A channel-wide prefetch (basic.qos global) is kept exactly on claims;
-     * otherwise the core pushes (subscription, per-consumer credit). */
-    if (reg_add(c->env, tenant_of(c), wr__amqp_slice(qn), m->exclusive, ch->prefetch_global != 0) !=
-        WR_OK) {
-        wr__amqp_chan_error(c, ch, AMQP_ACCESS_REFUSED, call->id,
+     * otherwise the core pushes (subscription, per-consumer credit). A
+     * reply consumer takes no acks, so the limit means nothing to it. */
+    bool sub = ch->prefetch_global == 0 || reply;
+
+    if (reg_add(c->env, tenant_of(c), wr__amqp_slice(qn), exclusive, !sub) != WR_OK) {
+        wr__amqp_chan_error(c, ch, AMQP_ACCESS_REFUSED, op->id,
                             "queue '%.*s' in vhost '%s' in exclusive use", (int)qn.len,
                             (char *)qn.bytes, wr__amqp_vhost(c));
+        wr__amqp_op_done(op);
         return;
     }
     cons = calloc(1, sizeof(*cons));
@@ -1212,17 +1232,17 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
         wr_panic(__FILE__, __LINE__, "out of memory");
     cons->c = c;
     cons->q = qname_new(qn);
-    if (m->consumer_tag.len) {
-        cons->tag_len = (uint8_t)m->consumer_tag.len;
-        memcpy(cons->tag, m->consumer_tag.bytes, cons->tag_len);
+    if (tag.len) {
+        cons->tag_len = (uint8_t)tag.len;
+        memcpy(cons->tag, tag.bytes, cons->tag_len);
     } else {
         cons->tag_len = (uint8_t)wr__amqp_random_name(cons->tag, "amq.ctag-");
     }
-    cons->no_ack = m->no_ack;
-    cons->exclusive = m->exclusive;
+    cons->no_ack = no_ack;
+    cons->exclusive = exclusive;
+    cons->reply = reply;
     cons->prefetch = ch->prefetch;
-    cons->sub = ch->prefetch_global == 0;
-    op = wr__amqp_op_new(c, ch, call->id, m->nowait);
+    cons->sub = sub;
     op->ptr = cons;
     if (cons->sub) {
         wr_sub_opts_t o = {0};
@@ -1246,7 +1266,7 @@ void wr__amqp_on_basic_consume(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
         reg_del(c->env, tenant_of(c), qslice(cons->q), !cons->sub);
         qname_unref(cons->q);
         free(cons);
-        wr__amqp_fail(c, ch, err, call->id, "basic.consume: %s", wr_strerror(err));
+        wr__amqp_fail(c, ch, err, op->id, "basic.consume: %s", wr_strerror(err));
         wr__amqp_op_done(op);
     }
 }

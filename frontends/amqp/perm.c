@@ -142,8 +142,10 @@ bool wr__amqp_permitted(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_cal
         return need(c, ch, id, WR_PERM_READ, "queue", queue_name(ch, m->queue));
     }
     case AMQP_BASIC_CONSUME_METHOD: {
+        /* Direct reply-to's pseudo-queue needs no permission (RabbitMQ). */
         const amqp_basic_consume_t *m = call->args;
-        return need(c, ch, id, WR_PERM_READ, "queue", queue_name(ch, m->queue));
+        return wr__amqp_is_reply_to(m->queue) ||
+               need(c, ch, id, WR_PERM_READ, "queue", queue_name(ch, m->queue));
     }
     case AMQP_BASIC_PUBLISH_METHOD: {
         const amqp_basic_publish_t *m = call->args;

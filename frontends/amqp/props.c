@@ -95,7 +95,7 @@ wr_err_t wr__amqp_props_scan(const uint8_t *p, size_t len, wr_amqp_props_t *out)
     }
     if ((f & AMQP_BASIC_CORRELATION_ID_FLAG) && !shortstr(p, len, &off, NULL))
         return WR_EPROTO;
-    if ((f & AMQP_BASIC_REPLY_TO_FLAG) && !shortstr(p, len, &off, NULL))
+    if ((f & AMQP_BASIC_REPLY_TO_FLAG) && !shortstr(p, len, &off, &out->reply_to))
         return WR_EPROTO;
     if ((f & AMQP_BASIC_EXPIRATION_FLAG) && !shortstr(p, len, &off, &out->expiration))
         return WR_EPROTO;

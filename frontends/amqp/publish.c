@@ -402,6 +402,10 @@ void wr__amqp_on_basic_publish(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
                             (const char *)pr->user_id.ptr, c->user);
         return;
     }
+    if ((pr->flags & AMQP_BASIC_REPLY_TO_FLAG) &&
+        wr__amqp_is_reply_to((amqp_bytes_t){pr->reply_to.len, (void *)pr->reply_to.ptr}) &&
+        !wr__amqp_reply_rewrite(c, ch, call->id, pr))
+        return;
     if (!ch->msg)
         return;
     msg.body = ch->msg;

@@ -29,19 +29,19 @@ Test(handshake, full)
             caps = &e->value.value.table;
     }
     cr_assert_not_null(caps, "no capabilities table");
-    cr_assert_eq(caps->num_entries, 8);
-    bool blocked = false;
+    cr_assert_eq(caps->num_entries, 9);
+    bool blocked = false, reply_to = false;
     for (int i = 0; i < caps->num_entries; i++) {
         amqp_table_entry_t *e = &caps->entries[i];
         cr_assert_eq(e->value.kind, AMQP_FIELD_KIND_BOOLEAN);
         cr_assert(e->value.value.boolean);
-        /* not built yet, so never advertised */
-        cr_assert(e->key.len != strlen("direct_reply_to") ||
-                  memcmp(e->key.bytes, "direct_reply_to", e->key.len) != 0);
+        reply_to |= e->key.len == strlen("direct_reply_to") &&
+                    memcmp(e->key.bytes, "direct_reply_to", e->key.len) == 0;
         blocked |= e->key.len == strlen("connection.blocked") &&
                    memcmp(e->key.bytes, "connection.blocked", e->key.len) == 0;
     }
     cr_assert(blocked, "connection.blocked (store full) is advertised");
+    cr_assert(reply_to, "direct_reply_to (replyto.c) is advertised");
 
     tconn_start_ok(&t, "guest", "guest", false);
     tu = tconn_expect(&t, 0, AMQP_CONNECTION_TUNE_METHOD);
