@@ -1010,27 +1010,31 @@ static void run_login(wr_auth_t *a, job_t *j)
 
     ok = crypto_pwhash_str_verify(hash, j->s[1].ptr, j->s[1].len) == 0 && known;
     atomic_fetch_add_explicit(&a->verifications, 1, memory_order_relaxed);
-    sodium_memzero(hash, sizeof(hash));
-    if (!ok) {
+    if (!ok || (loopback_only && !j->loopback)) {
+        sodium_memzero(hash, sizeof(hash));
         j->res.err = WR_EDENIED;
-        j->res.why = "invalid credentials";
+        if (!ok)
+            j->res.why = "invalid credentials";
+        else
+            snprintf(j->why, sizeof(j->why),
+                     "user '%.64s' can only connect from a loopback address",
+                     (const char *)j->s[0].ptr);
         return;
     }
-    if (loopback_only && !j->loopback) {
-        j->res.err = WR_EDENIED;
-        snprintf(j->why, sizeof(j->why), "user '%.64s' can only connect from a loopback address",
-                 (const char *)j->s[0].ptr);
-        return;
-    }
-    /* Remember the success for later logins (wr_auth_basic_cached). */
+    /* Remember the success for later logins (wr_auth_basic_cached), unless
+     * the user changed during the slow part: deleted, or deleted and added
+     * again with another password and the same flags, whose cache must not
+     * learn the old password. A new password has a new salt: compare the
+     * stored hash with the one just verified. */
     wrlock(a);
     u = vec_get(&a->users, j->s[0].ptr, j->s[0].len);
-    if (u && u->flags == flags) {
+    if (u && u->flags == flags && u->pwhash && strcmp(u->pwhash, hash) == 0) {
         user_t *w = (user_t *)u;
         cache_digest(a, j->s[1], w->cache);
         w->cache_until = mono_ms() + WR_AUTH_CACHE_MS;
     }
     pthread_rwlock_unlock(&a->lk);
+    sodium_memzero(hash, sizeof(hash));
     j->res.err = WR_OK;
     j->res.flags = flags;
 }

@@ -115,6 +115,9 @@ struct wr_tenant {
     wr__tcount_t *cnt; /* one per shard */
     /* Counted by many threads (rare events). */
     _Alignas(64) _Atomic int64_t queues, conns, chans;
+    /* Declared exchanges: set by the tenant's home shard after each
+     * topology change (it alone changes them), for metrics. */
+    _Atomic int64_t exchs;
     /* The publish-rate bucket, under a spinlock. */
     _Alignas(64) atomic_flag tb_lock;
     wr_tbucket_t tb;
@@ -500,6 +503,7 @@ typedef enum {
     WR__TM_BIND,
     WR__TM_UNBIND,
     WR__TM_QUEUE_GONE,
+    WR__TM_TENANT_DROP, /* every exchange and binding of the tenant, and its record */
 } wr__tm_kind_t;
 
 /* exchange.c */

@@ -368,12 +368,24 @@ uint64_t wr_tenant_retry_ms(wr_tenant_t *t, uint32_t n)
 void wr_tenant_usage(wr_tenant_t *t, wr_tenant_usage_t *out)
 {
     int64_t m, b, q = atomic_load(&t->queues), c = atomic_load(&t->conns),
-                  ch = atomic_load(&t->chans);
+                  ch = atomic_load(&t->chans), x = atomic_load(&t->exchs);
 
     sum(t, &m, &b);
     out->queues = q > 0 ? (uint64_t)q : 0;
+    out->exchanges = x > 0 ? (uint64_t)x : 0;
     out->connections = c > 0 ? (uint64_t)c : 0;
     out->channels = ch > 0 ? (uint64_t)ch : 0;
     out->messages = m > 0 ? (uint64_t)m : 0;
     out->bytes = b > 0 ? (uint64_t)b : 0;
+}
+
+void wr_tenant_each(wr_core_t *core, void (*fn)(void *arg, wr_tenant_t *t), void *arg)
+{
+    wr__map_t *m = &core->tenants.map;
+
+    pthread_rwlock_rdlock(&core->tenants.lk);
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->e[i].val)
+            fn(arg, m->e[i].val);
+    pthread_rwlock_unlock(&core->tenants.lk);
 }

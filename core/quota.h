@@ -93,10 +93,15 @@ uint64_t wr_tenant_retry_ms(wr_tenant_t *t, uint32_t n);
 
 /* What the tenant uses now (metrics, tests). */
 typedef struct wr_tenant_usage {
-    uint64_t queues, connections, channels;
+    uint64_t queues, exchanges, connections, channels;
     uint64_t messages, bytes; /* summed over shards */
 } wr_tenant_usage_t;
 void wr_tenant_usage(wr_tenant_t *t, wr_tenant_usage_t *out /* OUT */);
+
+/* Runs fn for every tenant the core has counted anything for (those named
+ * by a call since start), in no order, under the table's read lock: fn
+ * must not call wr_tenant_get. For metrics. */
+void wr_tenant_each(wr_core_t *core, void (*fn)(void *arg, wr_tenant_t *t), void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* The token bucket (exposed for unit tests with a fake clock)              */

@@ -296,6 +296,13 @@ static bool to_queue(const wr__bind_t *b, const void *ctx)
     return !b->to_exch && slice_eq(b->dest, *(const wr_slice_t *)ctx);
 }
 
+static bool any_bind(const wr__bind_t *b, const void *ctx)
+{
+    (void)b;
+    (void)ctx;
+    return true;
+}
+
 static uint64_t exch_delete(wr__topo_t *t, wr__exch_t *e);
 
 /* Removes a binding; its source goes too if it is auto_delete and now has
@@ -348,6 +355,31 @@ static uint64_t exch_delete(wr__topo_t *t, wr__exch_t *e)
     while ((b = find_any(t, to_exchange, e)))
         n += bind_remove(t, b);
     exch_free(e);
+    return n;
+}
+
+/* Empties the replica down to the built-ins, without bindings. Returns the
+ * exchanges removed (cascades change the map: search afresh each time). */
+static uint64_t topo_drop(wr__topo_t *t)
+{
+    uint64_t n = 0;
+    wr__bind_t *b;
+
+    for (bool again = true; again;) {
+        again = false;
+        for (size_t i = 0; i < t->exchs.cap && !again; i++) {
+            wr__exch_t *e = t->exchs.e[i].val;
+            if (e && !(e->flags & WR__EXF_BUILTIN)) {
+                exch_delete(t, e);
+                n++;
+                again = true;
+            }
+        }
+    }
+    /* What is left: built-ins bound to queues (none once the queues went,
+     * but a drop must leave nothing behind whatever the order was). */
+    while ((b = find_any(t, any_bind, NULL)))
+        bind_remove(t, b);
     return n;
 }
 
@@ -470,6 +502,8 @@ static wr_err_t check(const wr__topo_t *t, const wr__req_t *r, bool *noop)
     case WR__TM_QUEUE_GONE:
         *noop = find_any(t, to_queue, &r->in.topo.dest) == NULL;
         return WR_OK;
+    case WR__TM_TENANT_DROP:
+        return WR_OK;
     }
     return WR_EINVAL;
 }
@@ -503,6 +537,8 @@ static uint64_t apply(wr__topo_t *t, const wr__req_t *r)
         while ((b = find_any(t, to_queue, &r->in.topo.dest)))
             n += bind_remove(t, b);
         return n;
+    case WR__TM_TENANT_DROP:
+        return topo_drop(t);
     }
     return 0;
 }
@@ -550,6 +586,12 @@ static void on_home(void *arg)
         return;
     }
     r->out.count.count = apply(t, r);
+    /* The tenant's exchange count for metrics: this shard alone changes it. */
+    atomic_store_explicit(&wr__tenant_of(core, (wr_slice_t){t->tenant, t->tlen})->exchs,
+                          (int64_t)(t->exchs.len - NBUILTINS), memory_order_relaxed);
+    /* A drop deletes the record whatever this replica believes is in it. */
+    if (r->in.topo.kind == WR__TM_TENANT_DROP)
+        t->stored = true;
     stored = wr__topo_store(sh, t, r);
     if (core->nshards == 1 && !stored) {
         finish(r);
@@ -707,6 +749,21 @@ wr_err_t wr_exchange_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t name,
                    (wr_slice_t){NULL, 0}, NULL, 0, reply, arg);
     r->cb.count = cb;
     r->in.topo.flags = flags;
+    to_home(r);
+    return WR_OK;
+}
+
+wr_err_t wr_tenant_drop(wr_core_t *core, wr_slice_t tenant, wr_loop_t *reply, wr_count_cb cb,
+                        void *arg)
+{
+    wr__req_t *r;
+    wr_err_t err = start(core, tenant, reply, cb != NULL);
+
+    if (err != WR_OK)
+        return err;
+    r = change_new(core, WR__TM_TENANT_DROP, tenant, (wr_slice_t){NULL, 0},
+                   (wr_slice_t){NULL, 0}, (wr_slice_t){NULL, 0}, NULL, 0, reply, arg);
+    r->cb.count = cb;
     to_home(r);
     return WR_OK;
 }

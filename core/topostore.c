@@ -384,6 +384,9 @@ static int visit_topo(void *arg, wr_bytes_t key, wr_bytes_t val)
     for (uint32_t i = 0; i < f[2].via.array.size; i++)
         if (!restore_bind(c, tenant, &f[2].via.array.ptr[i]))
             goto bad;
+    /* The tenant's exchange count for metrics (topology.c keeps it after). */
+    atomic_store_explicit(&wr__tenant_of(c->core, tenant)->exchs, (int64_t)f[1].via.array.size,
+                          memory_order_relaxed);
     return 0;
 bad:
     wr_log(WR_LOG_ERROR, WR_LOGC_STORE, "unreadable topology record of tenant '%.*s'",

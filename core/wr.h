@@ -625,6 +625,16 @@ wr_err_t wr_exchange_delete(wr_core_t *core, wr_slice_t tenant, wr_slice_t name,
                             wr_loop_t *reply, wr_count_cb cb, void *arg);
 
 /*
+ * Removes every exchange the tenant declared and every binding of the
+ * tenant, on every shard, and deletes its durable topology record, so a
+ * tenant re-created under the same name starts with the built-ins only,
+ * also after a restart. Its queues are the caller's business (the admin
+ * API refuses to delete a tenant that has some). count: exchanges removed.
+ */
+wr_err_t wr_tenant_drop(wr_core_t *core, wr_slice_t tenant, wr_loop_t *reply, wr_count_cb cb,
+                        void *arg);
+
+/*
  * Binds queue <- exchange with a routing key (direct: equal key; topic: a
  * pattern, words split on '.', "*" one word, "#" zero or more; fanout:
  * ignored) and argument headers (headers exchange: "x-match" = "all"

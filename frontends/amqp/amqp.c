@@ -88,6 +88,8 @@ struct shard {
     struct evconnlistener *lev;
     struct evconnlistener *lev_tls; /* --amqps, or NULL */
     struct event *retry; /* re-enables accepting after EMFILE and the like */
+    struct event *sweep; /* registry changes: deleted users and tenants */
+    uint64_t auth_gen;   /* the registry generation the last sweep saw */
     sock_t *socks;
 };
 
@@ -625,13 +627,50 @@ static struct evconnlistener *listen_on(shard_t *sh, evconnlistener_cb cb,
     return lev;
 }
 
+/*
+ * Every SWEEP_MS, if the registry changed since the last look, every
+ * connection of the shard checks that its user and vhost still exist
+ * (wr__amqp_conn_recheck). Polling one atomic keeps the registry free of
+ * any knowledge of front ends and their loops' lifetimes; a deleted user's
+ * connections are closed within SWEEP_MS.
+ */
+#define SWEEP_MS 200
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    shard_t *sh = arg;
+    uint64_t gen = wr_auth_generation(sh->fe->env.auth);
+    int64_t now;
+    sock_t *next;
+
+    (void)fd;
+    (void)what;
+    if (gen == sh->auth_gen)
+        return;
+    sh->auth_gen = gen;
+    now = wr_now_mono_ms();
+    for (sock_t *s = sh->socks; s; s = next) {
+        next = s->next; /* apply() may free s */
+        if (wr__amqp_conn_recheck(s->conn))
+            apply(s, now);
+    }
+}
+
 static void do_listen(shard_t *sh)
 {
     amqp_fe_t *fe = sh->fe;
+    static const struct timeval sweep_tv = {0, SWEEP_MS * 1000};
 
     sh->retry = evtimer_new(wr_loop_base(sh->loop), on_retry, sh);
     if (!sh->retry)
         wr_panic(__FILE__, __LINE__, "out of memory");
+    if (fe->env.auth) {
+        sh->sweep = event_new(wr_loop_base(sh->loop), -1, EV_PERSIST, on_sweep, sh);
+        if (!sh->sweep)
+            wr_panic(__FILE__, __LINE__, "out of memory");
+        sh->auth_gen = wr_auth_generation(fe->env.auth);
+        event_add(sh->sweep, &sweep_tv);
+    }
     sh->lev = listen_on(sh, on_accept, &fe->addr, fe->addr_len, &fe->port);
     if (sh->lev && fe->tls)
         sh->lev_tls = listen_on(sh, on_accept_tls, &fe->taddr, fe->taddr_len, &fe->tport);
@@ -652,6 +691,10 @@ static void do_unlisten(shard_t *sh)
     if (sh->retry) {
         event_free(sh->retry);
         sh->retry = NULL;
+    }
+    if (sh->sweep) {
+        event_free(sh->sweep);
+        sh->sweep = NULL;
     }
 }
 

@@ -272,6 +272,7 @@ struct wr_amqp_conn {
     size_t tenant_len;
     wr_tenant_t *tn;  /* its quotas (set at connection.open; lives with the core) */
     bool tn_counted;  /* counted under max-connections */
+    bool tn_registered; /* the vhost was a registered tenant at connection.open */
 
     /* Clock (monotonic ms), as last given to feed/tick. */
     int64_t now_ms, started_ms, last_recv_ms, last_sent_ms, closing_ms;
@@ -330,6 +331,17 @@ wr_amqp_want_t wr__amqp_conn_want(const wr_amqp_conn_t *c);
 
 /* The broker is going down: connection.close 320 CONNECTION_FORCED. */
 void wr__amqp_conn_shutdown(wr_amqp_conn_t *c);
+
+/*
+ * The registry changed (amqp.c's sweep): an open connection whose user was
+ * deleted, or whose registered vhost was, hears connection.close 320
+ * CONNECTION_FORCED "user 'u' is deleted" / "vhost 'v' is deleted", as
+ * RabbitMQ's connection tracking does on user_deleted and vhost_deleted.
+ * A revoked grant does not close it: RabbitMQ's clear_permissions only
+ * emits an event; every later method is checked against the registry and
+ * refused with 403 (perm.c). Returns true if it started closing c.
+ */
+bool wr__amqp_conn_recheck(wr_amqp_conn_t *c);
 
 /* The socket is gone: drop the output sink, free channels, drop the host's
  * reference. */

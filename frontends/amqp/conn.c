@@ -241,6 +241,25 @@ void wr__amqp_conn_shutdown(wr_amqp_conn_t *c)
         c->state = WR_AMQP_S_CLOSED;
 }
 
+bool wr__amqp_conn_recheck(wr_amqp_conn_t *c)
+{
+    wr_slice_t user = {c->user, strlen(c->user)}, tenant = {c->tenant, c->tenant_len};
+    unsigned flags;
+
+    if (!c->env->auth || c->state != WR_AMQP_S_OPEN)
+        return false;
+    if (wr_auth_user_flags(c->env->auth, user, &flags) == WR_ENOTFOUND) {
+        wr__amqp_conn_error(c, AMQP_CONNECTION_FORCED, 0, "user '%s' is deleted", c->user);
+        return true;
+    }
+    if (c->tn_registered && !wr_auth_tenant_exists(c->env->auth, tenant)) {
+        wr__amqp_conn_error(c, AMQP_CONNECTION_FORCED, 0, "vhost '%s' is deleted",
+                            wr__amqp_vhost(c));
+        return true;
+    }
+    return false;
+}
+
 static void unexpected(wr_amqp_conn_t *c, const wr_amqp_call_t *call)
 {
     wr__amqp_conn_error(c, AMQP_CHANNEL_ERROR, call->id, "unexpected %s in connection state %s",
@@ -557,6 +576,8 @@ void wr__amqp_on_open(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_
         }
         c->tn_counted = true;
     }
+    c->tn_registered =
+        c->env->auth && wr_auth_tenant_exists(c->env->auth, (wr_slice_t){c->tenant, c->tenant_len});
     c->state = WR_AMQP_S_OPEN;
     wr__amqp_send(c, 0, AMQP_CONNECTION_OPEN_OK_METHOD, &ok);
     wr_log(WR_LOG_INFO, WR_LOGC_AMQP,

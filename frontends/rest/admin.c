@@ -7,7 +7,8 @@
  *   GET    /admin/v1/tenants                  {"tenants": [names]}
  *   GET    /admin/v1/tenants/T                {"name", "quotas", "grants"}
  *   PUT    /admin/v1/tenants/T                201 created, 204 existed
- *   DELETE /admin/v1/tenants/T                204; 404; 409 while it has queues
+ *   DELETE /admin/v1/tenants/T                204 (its exchanges go too); 404;
+ *                                             409 while it has queues
  *   GET    /admin/v1/tenants/T/quotas         {"quotas": {key: value}}
  *   PUT    /admin/v1/tenants/T/quotas/KEY     {"value": N} -> 204
  *   GET    /admin/v1/users                    {"users": [...]}
@@ -22,9 +23,10 @@
  *   DELETE /admin/v1/tokens/TOKEN             204; 404
  *
  * Deleting a tenant that still has queues is 409 (see docs/security.md:
- * RabbitMQ's vhost delete removes everything; the core has no "delete a
- * tenant's queues and exchanges" call yet, so warren refuses instead of
- * leaving half a tenant).
+ * RabbitMQ's vhost delete removes everything; warren asks for the queues
+ * to be deleted first, their messages being the tenant's data). Once
+ * allowed, the tenant's exchanges, bindings and durable topology record
+ * go with it (tenant_del below).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,9 +213,60 @@ static void tenant_get(wr_rest_call_t *c, wr_auth_t *a)
 /* ------------------------------------------------------------------------ */
 /* Tenant delete: 409 while it has queues                                   */
 
+/*
+ * The steps: the tenant must have no queues (409 naming one); then its
+ * exchanges, bindings and durable topology record go (wr_tenant_drop);
+ * then the registry entry with its grants and quotas; then a second drop
+ * catches what a connection still open on the tenant declared between
+ * the two (those connections close once the registry changed, see
+ * frontends/amqp/amqp.c's sweep). Dropping first means a failure leaves
+ * a registered, empty tenant that a retry deletes, never an unregistered
+ * one whose exchanges a re-created tenant would inherit.
+ */
+
+static void on_dropped_again(void *arg, const wr_count_res_t *res)
+{
+    wr_rest_call_t *c = arg;
+
+    if (res->err != WR_OK) {
+        wr_rest_fail_err(c, res->err, "The tenant's exchanges could not be deleted");
+        return;
+    }
+    wr_rest_reply(c, 204);
+    wr_rest_finish(c);
+}
+
+static void on_tenant_gone(void *arg, const wr_auth_res_t *res)
+{
+    wr_rest_call_t *c = arg;
+    wr_err_t err;
+
+    if (res->err != WR_OK) {
+        on_done(c, res);
+        return;
+    }
+    err = wr_tenant_drop(c->srv->core, c->tenant, c->loop, on_dropped_again, c);
+    if (err != WR_OK)
+        wr_rest_fail_err(c, err, "The tenant's exchanges could not be deleted");
+}
+
+static void on_dropped(void *arg, const wr_count_res_t *res)
+{
+    wr_rest_call_t *c = arg;
+    wr_err_t err;
+
+    if (res->err != WR_OK) {
+        wr_rest_fail_err(c, res->err, "The tenant's exchanges could not be deleted");
+        return;
+    }
+    err = wr_auth_tenant_del(c->srv->auth, c->tenant, c->loop, on_tenant_gone, c);
+    started(c, err, "tenant");
+}
+
 static void on_tenant_queues(void *arg, const wr_queue_list_res_t *res)
 {
     wr_rest_call_t *c = arg;
+    char desc[WR_NAME_MAX + 160];
     wr_err_t err;
 
     if (res->err != WR_OK) {
@@ -221,11 +274,17 @@ static void on_tenant_queues(void *arg, const wr_queue_list_res_t *res)
         return;
     }
     if (res->n > 0) {
-        wr_rest_fail(c, 409, NULL, "The tenant still has queues: delete them first.");
+        snprintf(desc, sizeof(desc),
+                 "The tenant still has queues (such as '%.*s'): delete them first. Its "
+                 "exchanges and bindings are deleted with the tenant.",
+                 (int)(res->items[0].name.len > 200 ? 200 : res->items[0].name.len),
+                 (const char *)res->items[0].name.ptr);
+        wr_rest_fail(c, 409, NULL, desc);
         return;
     }
-    err = wr_auth_tenant_del(c->srv->auth, c->tenant, c->loop, on_done, c);
-    started(c, err, "tenant");
+    err = wr_tenant_drop(c->srv->core, c->tenant, c->loop, on_dropped, c);
+    if (err != WR_OK)
+        wr_rest_fail_err(c, err, "The tenant's exchanges could not be deleted");
 }
 
 static void tenant_del(wr_rest_call_t *c, wr_auth_t *a)

@@ -9,8 +9,12 @@
  * make the whole page unparseable for the scraper.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../../core/auth.h"
+#include "../../core/log.h"   /* wr_panic: tenant_metrics */
+#include "../../core/quota.h" /* wr_tenant_each: tenant_metrics */
 #include "rest_int.h"
 
 static const char text_type[] = "text/plain; version=0.0.4; charset=utf-8";
@@ -65,6 +69,115 @@ static void queue_family(wr_rest_buf_t *b, const wr_metrics_res_t *res, const ch
         wr_rest_buf_u64(b, *(const uint64_t *)((const char *)q + off));
         wr_rest_buf_putc(b, '\n');
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-tenant usage (secA: tenant_metrics)                                  */
+
+typedef struct tenant_row {
+    wr_tenant_t *t;
+    wr_tenant_usage_t u;
+} tenant_row_t;
+
+typedef struct tenant_rows {
+    tenant_row_t *v;
+    size_t n, cap;
+} tenant_rows_t;
+
+/* Room for one more item in an array of n items of `size` bytes. */
+static void tenant_metrics_grow(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return;
+    *cap = *cap ? *cap * 2 : 64;
+    if (!(*v = realloc(*v, *cap * size)))
+        wr_panic(__FILE__, __LINE__, "out of memory");
+}
+
+typedef struct tenant_names {
+    char **v;
+    size_t n, cap;
+} tenant_names_t;
+
+static void tenant_metrics_name(void *arg, const char *name)
+{
+    tenant_names_t *names = arg;
+
+    tenant_metrics_grow((void **)&names->v, &names->cap, names->n, sizeof(*names->v));
+    if (!(names->v[names->n++] = strdup(name)))
+        wr_panic(__FILE__, __LINE__, "out of memory");
+}
+
+static void tenant_metrics_add(void *arg, wr_tenant_t *t)
+{
+    tenant_rows_t *rows = arg;
+
+    tenant_metrics_grow((void **)&rows->v, &rows->cap, rows->n, sizeof(*rows->v));
+    rows->v[rows->n].t = t;
+    wr_tenant_usage(t, &rows->v[rows->n].u);
+    rows->n++;
+}
+
+/*
+ * One series per tenant and family, from the counters the quotas use
+ * (core/quota.c). Which tenants: the registered ones, and any other that
+ * holds something now. A name that only ever appeared in a request's
+ * X-Project-Id (open to local callers in --auth loopback) and holds
+ * nothing is left out, so such requests cannot grow the page; a tenant
+ * that holds messages is already on it through its queues' series.
+ */
+static void tenant_metrics(wr_rest_buf_t *b, wr_core_t *core)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fam[] = {
+        {"warren_tenant_queues", "Queues of the tenant.", offsetof(wr_tenant_usage_t, queues)},
+        {"warren_tenant_exchanges", "Exchanges the tenant declared (the built-ins not counted).",
+         offsetof(wr_tenant_usage_t, exchanges)},
+        {"warren_tenant_messages", "Messages in the tenant's queues (ready and unacknowledged).",
+         offsetof(wr_tenant_usage_t, messages)},
+        {"warren_tenant_bytes", "Body bytes of the messages in the tenant's queues.",
+         offsetof(wr_tenant_usage_t, bytes)},
+        {"warren_tenant_connections", "Open AMQP connections to the tenant (vhost).",
+         offsetof(wr_tenant_usage_t, connections)},
+        {"warren_tenant_channels", "Open AMQP channels on the tenant's connections.",
+         offsetof(wr_tenant_usage_t, channels)},
+    };
+    wr_auth_t *a = wr_core_auth(core);
+    tenant_names_t names = {0};
+    tenant_rows_t rows = {0};
+    size_t keep = 0;
+
+    /* A registered tenant nobody used yet has no counters: make them (the
+     * names are copied first: wr_tenant_get reads the registry). */
+    if (a)
+        wr_auth_tenant_list(a, tenant_metrics_name, &names);
+    for (size_t i = 0; i < names.n; i++) {
+        wr_tenant_get(core, (wr_slice_t){names.v[i], strlen(names.v[i])});
+        free(names.v[i]);
+    }
+    free(names.v);
+    wr_tenant_each(core, tenant_metrics_add, &rows);
+    for (size_t i = 0; i < rows.n; i++) {
+        const wr_tenant_usage_t *u = &rows.v[i].u;
+        bool busy = u->queues || u->exchanges || u->messages || u->bytes || u->connections ||
+                    u->channels;
+        if (busy || (a && wr_auth_tenant_exists(a, wr_tenant_name(rows.v[i].t))))
+            rows.v[keep++] = rows.v[i];
+    }
+    for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+        head(b, fam[f].name, "gauge", fam[f].help);
+        for (size_t i = 0; i < keep; i++) {
+            wr_rest_buf_puts(b, fam[f].name);
+            wr_rest_buf_puts(b, "{tenant=\"");
+            put_label(b, wr_tenant_name(rows.v[i].t));
+            wr_rest_buf_puts(b, "\"} ");
+            wr_rest_buf_u64(b, *(const uint64_t *)((const char *)&rows.v[i].u + fam[f].off));
+            wr_rest_buf_putc(b, '\n');
+        }
+    }
+    free(rows.v);
 }
 
 /* The store's counters: syncs against writes shows group commit at work. */
@@ -130,6 +243,8 @@ static void on_metrics(void *arg, const wr_metrics_res_t *res)
     queue_family(b, res, "warren_queue_expired_total", "counter",
                  "Messages dropped because their TTL passed.",
                  offsetof(wr_queue_metrics_t, expired));
+
+    tenant_metrics(b, srv->core);
 
     head(b, "warren_rest_connections", "gauge", "Open REST (HTTP) connections.");
     wr_rest_buf_fmt(b, "warren_rest_connections %lld\n", (long long)atomic_load(&srv->connections));

@@ -11,7 +11,8 @@
  * substring or metadata filters (any other query key; numeric strings
  * compare as integers), pages of 100 queues are scanned with their
  * metadata until `limit` match or the tenant's queues run out. `with_count`
- * counts all the tenant's queues with more paged calls. Unlike Zaqar, the
+ * counts all the tenant's queues the caller may see (a user: those it has
+ * a permission on, as the list shows) with more paged calls. Unlike Zaqar, the
  * next link keeps the filters.
  *
  * Layout: PUT, GET, PATCH (validation, then stat -> apply -> update),
@@ -842,7 +843,9 @@ static void on_count(void *arg, const wr_queue_list_res_t *res)
         wr_rest_fail_err(c, res->err, "Queues could not be counted");
         return;
     }
-    l->count += res->n;
+    /* The count is of what the user may see, as the list is (issue 5). */
+    for (size_t i = 0; i < res->n; i++)
+        l->count += wr_rest_may_see(c, res->items[i].name);
     if (res->more && res->n > 0) {
         const wr_queue_item_t *it = &res->items[res->n - 1];
 
