@@ -2,6 +2,8 @@
 
   amqp_port   the AMQP port of the module's warrend (the `warren` fixture of
               ../conftest.py), once it accepts connections
+  conn        a pika BlockingConnection to it, closed after the test
+  ch          a channel of conn
 """
 
 import socket
@@ -27,3 +29,19 @@ def amqp_port(warren):
         pytest.fail("warrend does not accept AMQP connections on port %d\n%s"
                     % (warren.amqp_port, warren.log_tail()), pytrace=False)
     return warren.amqp_port
+
+
+@pytest.fixture
+def conn(amqp_port):
+    pika = pytest.importorskip("pika")
+    import pikalib
+
+    c = pika.BlockingConnection(pikalib.params(amqp_port))
+    yield c
+    if c.is_open:
+        c.close()
+
+
+@pytest.fixture
+def ch(conn):
+    return conn.channel()

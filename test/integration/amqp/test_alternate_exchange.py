@@ -10,31 +10,17 @@ equivalence (406 on redeclare with another or none), and a durable exchange keep
 across a restart. Permission checks are in security/test_auth.py.
 """
 
-import time
-import uuid
-
 import pytest
 
+import pikalib
 import warren as wl
+from pikalib import params, uid
 
 pika = pytest.importorskip("pika")
 
 
-def uid(prefix="ae"):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
-
-
 def connect(port):
-    return pika.BlockingConnection(pika.ConnectionParameters(
-        host="127.0.0.1", port=port, connection_attempts=1, socket_timeout=5))
-
-
-@pytest.fixture
-def conn(amqp_port):
-    c = connect(amqp_port)
-    yield c
-    if c.is_open:
-        c.close()
+    return pika.BlockingConnection(params(port))
 
 
 @pytest.fixture
@@ -45,13 +31,7 @@ def ch(conn):
 
 
 def get_body(ch, q, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m, p, b = ch.basic_get(q, auto_ack=True)
-        if m is not None:
-            return b
-        time.sleep(0.02)
-    return None
+    return pikalib.get_body(ch, q, timeout)[2]
 
 
 def queue_on(ch, exchange, key=""):

@@ -14,14 +14,15 @@ import uuid
 
 import pytest
 
+from pikalib import get_body, params
+
 pika = pytest.importorskip("pika")
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 def connect(port):
-    return pika.BlockingConnection(pika.ConnectionParameters(
-        host="127.0.0.1", port=port, connection_attempts=1, socket_timeout=5))
+    return pika.BlockingConnection(params(port))
 
 
 @pytest.fixture
@@ -94,11 +95,7 @@ def test_reply_to_other_properties_untouched(conns):
     ch.basic_publish("", q, b"x", properties=pika.BasicProperties(
         headers={"h": 1, "nested": {"a": [1, "b"]}}, reply_to=REPLY_TO, expiration="60000",
         message_id="mid", app_id="app", delivery_mode=2, priority=3))
-    deadline = time.monotonic() + 3
-    while True:
-        m, p, b = ch.basic_get(q, auto_ack=True)
-        if m or time.monotonic() > deadline:
-            break
+    m, p, b = get_body(ch, q)
     assert b == b"x"
     assert p.reply_to.startswith(REPLY_TO + ".")
     assert p.headers == {"h": 1, "nested": {"a": [1, "b"]}}
@@ -146,13 +143,9 @@ def test_publish_without_reply_consumer_is_406(conns):
 def _reply_name(c, ch, target_q):
     """Publishes a request with reply_to on ch and reads the rewritten name back."""
     ch.basic_publish("", target_q, b"req", properties=pika.BasicProperties(reply_to=REPLY_TO))
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        m, p, b = ch.basic_get(target_q, auto_ack=True)
-        if m:
-            return p.reply_to
-        time.sleep(0.02)
-    raise AssertionError("request not delivered")
+    m, p, b = get_body(ch, target_q)
+    assert m is not None, "request not delivered"
+    return p.reply_to
 
 
 def test_reply_to_gone_consumer_dropped_or_returned(conns):

@@ -11,39 +11,12 @@ Delivered, unacked messages are not counted (only ready ones are), so they stay.
 """
 
 import time
-import uuid
 
 import pytest
 
+from pikalib import get_body, uid
+
 pika = pytest.importorskip("pika")
-
-
-def uid(prefix="z"):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
-
-
-@pytest.fixture
-def conn(amqp_port):
-    c = pika.BlockingConnection(pika.ConnectionParameters(
-        host="127.0.0.1", port=amqp_port, connection_attempts=1, socket_timeout=5))
-    yield c
-    if c.is_open:
-        c.close()
-
-
-@pytest.fixture
-def ch(conn):
-    return conn.channel()
-
-
-def get_body(ch, q, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m, p, b = ch.basic_get(q, auto_ack=True)
-        if m is not None:
-            return m, p, b
-        time.sleep(0.02)
-    return None, None, None
 
 
 @pytest.mark.parametrize("arg", ["x-max-length", "x-max-length-bytes"])

@@ -23,49 +23,15 @@ import uuid
 import pytest
 import requests
 
+from pikalib import get_body, params, uid
 from rawamqp import FRAME_BODY, FRAME_HEADER, FRAME_METHOD, RawConn, shortstr, table
 
 pika = pytest.importorskip("pika")
 amqp = pytest.importorskip("amqp")
 
 
-def uid(prefix="t"):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
-
-
-def params(port, **kw):
-    kw.setdefault("connection_attempts", 1)
-    kw.setdefault("socket_timeout", 5)
-    kw.setdefault("blocked_connection_timeout", 5)
-    return pika.ConnectionParameters(host="127.0.0.1", port=port, **kw)
-
-
-@pytest.fixture
-def conn(amqp_port):
-    c = pika.BlockingConnection(params(amqp_port))
-    yield c
-    if c.is_open:
-        c.close()
-
-
-@pytest.fixture
-def ch(conn):
-    return conn.channel()
-
-
 def closed_with(excinfo, code):
     assert excinfo.value.reply_code == code, excinfo.value
-
-
-def get_body(ch, q, timeout=3.0, auto_ack=True):
-    """basic.get until a message comes (deliveries cross shards asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        m, p, b = ch.basic_get(q, auto_ack=auto_ack)
-        if m is not None:
-            return m, p, b
-        time.sleep(0.02)
-    return None, None, None
 
 
 def consume_n(ch, q, n, timeout=5.0, auto_ack=True, **kw):
