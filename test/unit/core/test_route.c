@@ -380,3 +380,58 @@ Test(route, durable_targets)
     wr_store_close(store);
     t_setup();
 }
+
+/* An exchange with an alternate (RabbitMQ's alternate-exchange). */
+static wr_err_t exdecl_alt(const char *name, const char *type, const char *alt)
+{
+    t_call_t *c = t_call_new();
+    wr_slice_t a = S(alt);
+    wr_err_t err;
+
+    cr_assert_eq(wr_exchange_declare(T.core, S("t"), S(name), S(type), 0, &a, T.loop, t_on_count,
+                                     c),
+                 WR_OK);
+    err = t_wait(c)->err;
+    t_call_free(c);
+    return err;
+}
+
+Test(route, alternate_exchanges)
+{
+    cr_assert_eq(t_declare("t", "qa", NULL), WR_OK);
+    cr_assert_eq(t_declare("t", "qx", NULL), WR_OK);
+    cr_assert_eq(t_exdecl("t", "ae", "fanout", 0), WR_OK);
+    cr_assert_eq(t_qbind("t", "qa", "ae", ""), WR_OK);
+    cr_assert_eq(exdecl_alt("x", "direct", "ae"), WR_OK);
+    cr_assert_eq(t_qbind("t", "qx", "x", "k"), WR_OK);
+    /* Own bindings first; the alternate only for what they send nowhere. */
+    cr_assert_eq(t_route1("t", "x", "k", NULL, 0, "bound"), 1);
+    cr_assert_eq(t_route1("t", "x", "other", NULL, 0, "alt"), 1);
+    cr_assert_eq(drain("t", "qx", "bound"), 1);
+    cr_assert_eq(drain("t", "qa", "alt"), 1);
+    /* Equivalence: another alternate, or none, is WR_EEXISTS. */
+    cr_assert_eq(exdecl_alt("x", "direct", "ae"), WR_OK);
+    cr_assert_eq(exdecl_alt("x", "direct", "other"), WR_EEXISTS);
+    cr_assert_eq(t_exdecl("t", "x", "direct", 0), WR_EEXISTS);
+    /* Chains, and cycles that end: a -> b -> a, nothing bound. */
+    cr_assert_eq(exdecl_alt("c1", "topic", "x"), WR_OK);
+    cr_assert_eq(t_route1("t", "c1", "other", NULL, 0, "chain"), 1);
+    cr_assert_eq(drain("t", "qa", "chain"), 1);
+    cr_assert_eq(exdecl_alt("a", "direct", "b"), WR_OK);
+    cr_assert_eq(exdecl_alt("b", "direct", "a"), WR_OK);
+    cr_assert_eq(t_route1("t", "a", "k", NULL, 0, "loop"), 0);
+    /* A missing alternate routes nowhere; "" is the default exchange. */
+    cr_assert_eq(exdecl_alt("m", "fanout", "missing"), WR_OK);
+    cr_assert_eq(t_route1("t", "m", "k", NULL, 0, "lost"), 0);
+    cr_assert_eq(exdecl_alt("d", "fanout", ""), WR_OK);
+    cr_assert_eq(t_route1("t", "d", "qx", NULL, 0, "dflt"), 1);
+    cr_assert_eq(drain("t", "qx", "dflt"), 1);
+    /* An exchange that routed to an exchange has routed: e -> y (bound to
+     * nothing) leaves e's alternate unused. */
+    cr_assert_eq(exdecl_alt("e", "direct", "ae"), WR_OK);
+    cr_assert_eq(t_exdecl("t", "y", "direct", 0), WR_OK);
+    cr_assert_eq(t_exbind(true, "t", "y", "e", "k"), WR_OK);
+    cr_assert_eq(t_route1("t", "e", "k", NULL, 0, "nowhere"), 0);
+    cr_assert_eq(t_route1("t", "e", "k2", NULL, 0, "to-alt"), 1);
+    cr_assert_eq(drain("t", "qa", "to-alt"), 1);
+}
