@@ -5,6 +5,8 @@
  * message costs one malloc for its bytes however many queues share it. The
  * count is atomic because the last reference may be dropped on any thread
  * (a front end keeping a body after its callback, a shard freeing a queue).
+ * A small body may also live inside its message's block (core_int.h,
+ * WR__BODY_IN_MSG): its last reference frees that block.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +39,16 @@ wr_body_t *wr_body_ref(wr_body_t *b)
 
 void wr_body_unref(wr_body_t *b)
 {
+    uint32_t old;
+
     if (!b)
         return;
     /* Release so our reads of the bytes happen before the free; acquire on
      * the last drop so the free sees every other holder's reads done. */
-    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_release) == 1) {
+    old = atomic_fetch_sub_explicit(&b->refs, 1, memory_order_release);
+    if ((old & ~WR__BODY_IN_MSG) == 1) {
         atomic_thread_fence(memory_order_acquire);
-        free(b);
+        /* A body copied into its message (core_int.h) frees the block. */
+        free(old & WR__BODY_IN_MSG ? (void *)((char *)b - sizeof(wr__msg_t)) : (void *)b);
     }
 }

@@ -81,7 +81,7 @@ void wr__claim_hold(wr__queue_t *q, wr__claim_t *c, wr__msg_t *m)
     m->claim = c;
     c->held++;
     /* Held messages do not expire (RabbitMQ: unacked ones never do). */
-    m->expires_ms = INT64_MAX;
+    wr__msg_set_expires(m, INT64_MAX);
 }
 
 void wr__msg_unclaim(wr__queue_t *q, wr__msg_t *m)
@@ -93,8 +93,8 @@ void wr__msg_unclaim(wr__queue_t *q, wr__msg_t *m)
     if (c->kind != WR__CLAIM_TIMED) {
         c->held--;
         /* Back to the expiry it was published with. */
-        m->expires_ms = m->ttl_ms ? m->enqueued_ms + m->ttl_ms : INT64_MAX;
-        q->min_exp = WR__MIN(q->min_exp, m->expires_ms);
+        wr__msg_set_expires(m, wr__msg_orig_expires(m));
+        q->min_exp = WR__MIN(q->min_exp, wr__msg_expires(m));
     }
     wr__queue_freed(q, m);
 }
@@ -219,7 +219,7 @@ wr__msg_t *wr__scan_next(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s, int64_t
         for (; p < wr__ix_end(ix); p = wr__ix_next(ix, p + 1)) {
             wr__msg_t *m = wr__ix_slot(ix, p)->m;
 
-            if (m->expires_ms <= now) {
+            if (wr__msg_expires(m) <= now) {
                 s->pos = p;
                 wr__queue_expire_msg(sh, q, main_pos(q, s));
                 continue;
@@ -229,7 +229,7 @@ wr__msg_t *wr__scan_next(wr__shard_t *sh, wr__queue_t *q, wr__scan_t *s, int64_t
                     *s->free_id = m->id + 1;
                 continue;
             }
-            if (m->visible_ms > now) {
+            if (wr__msg_visible(m) > now) {
                 s->contiguous = false;
                 if (q->vis_sorted)
                     break; /* everything after is delayed longer */
@@ -301,7 +301,7 @@ static size_t take(wr__shard_t *sh, wr__queue_t *q, wr__req_t *r, int64_t now)
             q->nclaimed++;
         m->claim = c;
         c->ids[c->n++] = m->id;
-        m->expires_ms = WR__MAX(m->expires_ms, claim_exp + o->grace_ms);
+        wr__msg_set_expires(m, WR__MAX(wr__msg_expires(m), claim_exp + o->grace_ms));
         wr__view_fill(&views[n++], m, now);
     }
     q->delivered += n;
@@ -509,7 +509,7 @@ void wr__exec_claim_get(wr__shard_t *sh, wr__req_t *r)
     views = wr__xmalloc(c->n * sizeof(*views));
     for (uint32_t i = 0; i < c->n; i++) {
         const wr__msg_t *m = wr__ix_find(&q->ix, c->ids[i], NULL);
-        if (m && m->claim == c && m->expires_ms > now)
+        if (m && m->claim == c && wr__msg_expires(m) > now)
             wr__view_fill(&views[n++], m, now);
     }
     res->msgs = views;
@@ -541,7 +541,7 @@ void wr__exec_claim_renew(wr__shard_t *sh, wr__req_t *r)
         wr__msg_t *m = wr__ix_find(&q->ix, c->ids[i], NULL);
         if (!m || m->claim != c)
             continue;
-        m->expires_ms = WR__MAX(m->expires_ms, live_until);
+        wr__msg_set_expires(m, WR__MAX(wr__msg_expires(m), live_until));
         res->count++;
     }
     /* A shorter TTL moves the claim's end earlier than the bound. */

@@ -168,27 +168,117 @@ typedef struct wr__claim wr__claim_t;
 #define WR__MSG_PRIO_SHIFT 8
 #define WR__MSG_PRIO(m) ((uint8_t)((m)->flags >> WR__MSG_PRIO_SHIFT))
 
-/* 72 bytes: with a 100-byte body (one ~128-byte allocation) and a 16-byte
- * index slot, a message costs ~216 bytes. */
+/* Layout bits (16..19 of flags): which parts follow the fixed header. Set
+ * when the message is made and never changed (body.c frees an inline
+ * message from its body). */
+#define WR__MSG_INLINE 0x10000u /* the wr_body_t follows the header */
+#define WR__MSG_TTL 0x20000u    /* words: ttl_ms, expires_ms */
+#define WR__MSG_DELAY 0x40000u  /* word: visible_ms (else = enqueued_ms) */
+#define WR__MSG_ORIGIN 0x80000u /* word: producer, or route (WR__MSG_ROUTE) */
+#define WR__MSG_LAYOUT (WR__MSG_INLINE | WR__MSG_TTL | WR__MSG_DELAY | WR__MSG_ORIGIN)
+
+/*
+ * A message is one block: this 32-byte header, then (WR__MSG_INLINE) its
+ * wr_body_t with properties and body, padded to 8, then only the words its
+ * layout bits ask for, in this order:
+ *   body pointer    when not inline: a large body, or one shared by several
+ *                   queues (a fanout keeps one copy)
+ *   ttl_ms, expires_ms   WR__MSG_TTL; else ttl 0 and expires INT64_MAX
+ *                   (never; claims only ever raise an expiry, so it stays)
+ *   visible_ms      WR__MSG_DELAY; else enqueued_ms
+ *   producer/route  WR__MSG_ORIGIN; else 0/NULL (NULL route = the default
+ *                   exchange with the queue's name)
+ * A 100-byte AMQP message with no TTL, delay or exchange is 32 + 12 + 4 +
+ * 100 = 148 bytes (jemalloc class 160), with its 16-byte index slot 176
+ * bytes; it was 224 as a 72-byte header plus a separate body.
+ *
+ * An inline body's reference count has WR__BODY_IN_MSG set: the last
+ * wr_body_unref frees the whole block, so a delivery holding the body
+ * keeps the block (not the queue's message, which is gone) alive. Read the
+ * parts with the accessors below; free with wr__msg_free.
+ */
 typedef struct wr__msg {
     uint64_t id;
-    wr_body_t *body;
     int64_t enqueued_ms;
-    int64_t ttl_ms;     /* as published; 0 = never expires */
-    int64_t expires_ms; /* INT64_MAX = never; claims only ever raise it */
-    int64_t visible_ms; /* delay: not claimable before */
-    /* A message published with wr_publish keeps its producer; a routed one
-     * its exchange and routing key instead (WR__MSG_ROUTE; NULL = the
-     * default exchange with the queue's name), to fit the 72 bytes. */
-    union {
-        uint64_t producer;
-        wr_body_t *route; /* props = exchange, body = routing key */
-    };
     wr__claim_t *claim; /* last claim taken; live only while claim->expires_ms > now */
     uint32_t claim_count;
     uint32_t flags;
 } wr__msg_t;
-_Static_assert(sizeof(wr__msg_t) <= 72, "keep messages small: see the size budget above");
+_Static_assert(sizeof(wr__msg_t) == 32, "keep messages small: see the size budget above");
+
+/* In a body's refs: the body lives inside a message block (see above). */
+#define WR__BODY_IN_MSG 0x80000000u
+/* Bodies this size or smaller (with properties) are copied into the
+ * message of a queue that is their only holder: one allocation instead of
+ * two, no separate header and pointer. */
+#define WR__MSG_INLINE_MAX 384u
+
+static inline wr_body_t *wr__msg_body(const wr__msg_t *m)
+{
+    return (m->flags & WR__MSG_INLINE) ? (wr_body_t *)(void *)(m + 1)
+                                       : *(wr_body_t *const *)(const void *)(m + 1);
+}
+
+/* The first word after the body pointer or the inline body. */
+static inline int64_t *wr__msg_words(const wr__msg_t *m)
+{
+    const char *p = (const char *)(m + 1);
+
+    if (m->flags & WR__MSG_INLINE) {
+        const wr_body_t *b = (const wr_body_t *)(const void *)p;
+        p += (sizeof(*b) + b->props_len + b->body_len + 7) & ~(size_t)7;
+    } else {
+        p += sizeof(wr_body_t *);
+    }
+    return (int64_t *)(uintptr_t)p;
+}
+
+static inline int64_t wr__msg_ttl(const wr__msg_t *m)
+{
+    return (m->flags & WR__MSG_TTL) ? wr__msg_words(m)[0] : 0;
+}
+
+static inline int64_t wr__msg_expires(const wr__msg_t *m)
+{
+    return (m->flags & WR__MSG_TTL) ? wr__msg_words(m)[1] : INT64_MAX;
+}
+
+/* Without a TTL the expiry is INT64_MAX and stays so: claims only raise
+ * it, and a held claim sets it to INT64_MAX. */
+static inline void wr__msg_set_expires(wr__msg_t *m, int64_t expires_ms)
+{
+    if (m->flags & WR__MSG_TTL)
+        wr__msg_words(m)[1] = expires_ms;
+}
+
+/* The expiry it was published with. */
+static inline int64_t wr__msg_orig_expires(const wr__msg_t *m)
+{
+    return (m->flags & WR__MSG_TTL) ? m->enqueued_ms + wr__msg_words(m)[0] : INT64_MAX;
+}
+
+static inline int64_t wr__msg_visible(const wr__msg_t *m)
+{
+    return (m->flags & WR__MSG_DELAY) ? wr__msg_words(m)[(m->flags & WR__MSG_TTL) ? 2 : 0]
+                                      : m->enqueued_ms;
+}
+
+static inline uint64_t wr__msg_origin(const wr__msg_t *m)
+{
+    if (!(m->flags & WR__MSG_ORIGIN))
+        return 0;
+    return (uint64_t)wr__msg_words(
+        m)[((m->flags & WR__MSG_TTL) ? 2 : 0) + ((m->flags & WR__MSG_DELAY) ? 1 : 0)];
+}
+
+/* The producer of a message published with wr_publish (0 for routed ones). */
+static inline uint64_t wr__msg_producer(const wr__msg_t *m)
+{
+    return (m->flags & WR__MSG_ROUTE) ? 0 : wr__msg_origin(m);
+}
+
+/* Frees a message the queue no longer holds: its references, its block. */
+void wr__msg_free(wr__msg_t *m);
 
 typedef struct wr__slot {
     uint64_t id; /* kept in tombstones too, so binary search still works */
@@ -576,8 +666,13 @@ struct wr__sub {
 };
 
 /* Hands claimable messages to parked long-polls, then to consumers with
- * credit. Call whenever messages may have become available. */
+ * credit (a queue that keeps nothing drops its ready ones first). Call
+ * whenever messages may have become available. */
 void wr__queue_wake(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+/* message.c: max_length or max_bytes is WR_LIMIT_ZERO; and dropping (as
+ * drop-head, dead-lettering "maxlen") every message no live claim holds. */
+bool wr__queue_keeps_nothing(const wr__queue_t *q);
+void wr__queue_drop_ready(wr__shard_t *sh, wr__queue_t *q, int64_t now);
 /* Pushes claimable messages to consumers with credit, round robin within
  * the highest priority that has credit. */
 void wr__dispatch(wr__shard_t *sh, wr__queue_t *q, int64_t now);
@@ -634,9 +729,11 @@ void wr__route_fini(wr__shard_t *sh);
 
 /* message.c, for routed appends */
 /* A new message for q from in; the body reference is taken over when
- * `take`, else a new one is made; route (may be NULL) gets a reference. */
+ * `take`, else a new one is made; route (may be NULL) gets a reference.
+ * `shared`: other queues get the same body, so it is never copied inline
+ * (a fanout keeps one copy). */
 wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *route,
-                       int64_t now);
+                       bool shared, int64_t now);
 /* Start-up: appends a stored message (id above every id of q), taking the
  * body and route references. */
 void wr__msg_restore(wr__queue_t *q, uint64_t id, const wr__mrec_t *rec, wr_body_t *body,
@@ -648,7 +745,7 @@ void wr__queue_drop_head(wr__shard_t *sh, wr__queue_t *q);
 /* The message's route body (NULL if none). */
 static inline wr_body_t *wr__msg_route(const wr__msg_t *m)
 {
-    return (m->flags & WR__MSG_ROUTE) ? m->route : NULL;
+    return (m->flags & WR__MSG_ROUTE) ? (wr_body_t *)(uintptr_t)wr__msg_origin(m) : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -860,6 +957,7 @@ struct wr__req {
             size_t nhdrs;
             uint32_t *reached;
             _Atomic uint32_t nreached; /* every message goes to the same queues */
+            uint32_t ntargets;         /* queues routed to, set before the parts go */
             _Atomic int err;           /* first error of a part */
             uint64_t skip_hash;        /* dead-lettering: not back to this queue */
             bool internal;             /* dead-letters: no tenant quota refuses them */

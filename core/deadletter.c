@@ -103,7 +103,7 @@ void wr__dl_add(wr__shard_t *sh, wr__queue_t *q, wr_body_t *body, wr_body_t *rou
 
 void wr__dl_msg(wr__shard_t *sh, wr__queue_t *q, const wr__msg_t *m, const char *reason)
 {
-    wr__dl_add(sh, q, m->body, wr__msg_route(m), (m->flags & WR__MSG_PERSISTENT) != 0,
+    wr__dl_add(sh, q, wr__msg_body(m), wr__msg_route(m), (m->flags & WR__MSG_PERSISTENT) != 0,
                WR__MSG_PRIO(m), m->claim_count, reason);
 }
 

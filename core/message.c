@@ -16,51 +16,113 @@
 /* Keeps the orderings the expiry pass and claim scan rely on. */
 static void account(wr__queue_t *q, const wr__msg_t *m)
 {
-    if (m->expires_ms < q->last_orig_exp)
+    int64_t exp = wr__msg_expires(m), vis = wr__msg_visible(m);
+
+    if (exp < q->last_orig_exp)
         q->exp_sorted = false;
     else
-        q->last_orig_exp = m->expires_ms;
-    q->min_exp = WR__MIN(q->min_exp, m->expires_ms);
-    if (m->visible_ms < q->max_visible_ms)
+        q->last_orig_exp = exp;
+    q->min_exp = WR__MIN(q->min_exp, exp);
+    if (vis < q->max_visible_ms)
         q->vis_sorted = false;
     else
-        q->max_visible_ms = m->visible_ms;
-    q->bytes += m->body->body_len;
+        q->max_visible_ms = vis;
+    q->bytes += wr__msg_body(m)->body_len;
+}
+
+/*
+ * One block for a message (core_int.h): the header, the body copied in
+ * when small and `may_inline`, else a pointer to it, then the words the
+ * values need. `owned`: the caller's reference on body passes to the
+ * message (dropped when the body is copied); else the message takes one.
+ */
+static wr__msg_t *msg_make(wr_body_t *body, bool owned, bool may_inline, uint32_t flags,
+                           int64_t enqueued_ms, int64_t ttl_ms, int64_t visible_ms,
+                           uint64_t origin)
+{
+    size_t blen = sizeof(*body) + body->props_len + body->body_len;
+    size_t head, nw = 0;
+    wr__msg_t *m;
+    int64_t *w;
+
+    flags &= ~WR__MSG_LAYOUT;
+    if (may_inline && blen <= WR__MSG_INLINE_MAX)
+        flags |= WR__MSG_INLINE;
+    if (ttl_ms > 0) {
+        flags |= WR__MSG_TTL;
+        nw += 2;
+    }
+    if (visible_ms != enqueued_ms) {
+        flags |= WR__MSG_DELAY;
+        nw++;
+    }
+    if (origin) {
+        flags |= WR__MSG_ORIGIN;
+        nw++;
+    }
+    head = (flags & WR__MSG_INLINE) ? (blen + 7) & ~(size_t)7 : sizeof(wr_body_t *);
+    m = wr__xmalloc(sizeof(*m) + head + nw * sizeof(int64_t));
+    m->enqueued_ms = enqueued_ms;
+    m->claim = NULL;
+    m->claim_count = 0;
+    m->flags = flags;
+    if (flags & WR__MSG_INLINE) {
+        wr_body_t *in = (wr_body_t *)(void *)(m + 1);
+        memcpy(in, body, blen);
+        atomic_init(&in->refs, 1u | WR__BODY_IN_MSG);
+        if (owned)
+            wr_body_unref(body);
+    } else {
+        *(wr_body_t **)(void *)(m + 1) = owned ? body : wr_body_ref(body);
+    }
+    w = wr__msg_words(m);
+    if (flags & WR__MSG_TTL) {
+        *w++ = ttl_ms;
+        *w++ = enqueued_ms + ttl_ms;
+    }
+    if (flags & WR__MSG_DELAY)
+        *w++ = visible_ms;
+    if (flags & WR__MSG_ORIGIN)
+        *w = (int64_t)origin;
+    return m;
+}
+
+void wr__msg_free(wr__msg_t *m)
+{
+    wr_body_t *b = wr__msg_body(m);
+
+    wr_body_unref(wr__msg_route(m));
+    if (!(m->flags & WR__MSG_INLINE))
+        free(m);
+    /* Inline: the block goes with the body's last reference. */
+    wr_body_unref(b);
 }
 
 wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *route,
-                       int64_t now)
+                       bool shared, int64_t now)
 {
-    wr__msg_t *m = wr__xmalloc(sizeof(*m));
     int64_t ttl = in->ttl_ms ? in->ttl_ms : q->attrs.default_ttl_ms;
     int64_t delay = in->delay_ms >= 0 ? in->delay_ms : q->attrs.default_delay_ms;
+    uint32_t flags = in->persistent ? WR__MSG_PERSISTENT : 0;
+    uint64_t origin;
     uint8_t prio = 0;
+    wr__msg_t *m;
 
-    m->id = q->next_id++;
-    if (take) {
-        m->body = in->body;
-        in->body = NULL; /* the queue owns the reference now */
-    } else {
-        m->body = wr_body_ref(in->body);
-    }
-    m->enqueued_ms = now;
-    m->ttl_ms = ttl > 0 ? ttl : 0;
-    m->expires_ms = m->ttl_ms ? now + m->ttl_ms : INT64_MAX;
-    m->visible_ms = now + (delay > 0 ? delay : 0);
-    m->claim = NULL;
-    m->claim_count = 0;
-    m->flags = in->persistent ? WR__MSG_PERSISTENT : 0;
     if (q->attrs.max_priority)
         prio = WR__MIN(in->priority, q->attrs.max_priority);
-    m->flags |= (uint32_t)prio << WR__MSG_PRIO_SHIFT;
+    flags |= (uint32_t)prio << WR__MSG_PRIO_SHIFT;
     if (route || !take) {
         /* Routed: the route replaces the producer (see wr__msg_t). */
-        m->flags |= WR__MSG_ROUTE;
-        m->route = route ? wr_body_ref(route) : NULL;
+        flags |= WR__MSG_ROUTE;
+        origin = (uint64_t)(uintptr_t)(route ? wr_body_ref(route) : NULL);
     } else {
-        m->producer = in->producer;
+        origin = in->producer;
     }
-
+    m = msg_make(in->body, take, !shared, flags, now, ttl > 0 ? ttl : 0,
+                 now + (delay > 0 ? delay : 0), origin);
+    if (take)
+        in->body = NULL; /* the queue owns the reference now */
+    m->id = q->next_id++;
     account(q, m);
     return m;
 }
@@ -68,23 +130,15 @@ wr__msg_t *wr__msg_new(wr__queue_t *q, wr_msg_in_t *in, bool take, wr_body_t *ro
 void wr__msg_restore(wr__queue_t *q, uint64_t id, const wr__mrec_t *rec, wr_body_t *body,
                      wr_body_t *route)
 {
-    wr__msg_t *m = wr__xmalloc(sizeof(*m));
+    uint32_t flags = rec->flags;
+    wr__msg_t *m;
 
+    if ((uint8_t)(flags >> WR__MSG_PRIO_SHIFT) > q->attrs.max_priority)
+        flags &= ~(0xffu << WR__MSG_PRIO_SHIFT);
+    m = msg_make(body, true, true, flags, rec->enqueued_ms, rec->ttl_ms, rec->visible_ms,
+                 (flags & WR__MSG_ROUTE) ? (uint64_t)(uintptr_t)route : rec->producer);
     m->id = id;
-    m->body = body;
-    m->enqueued_ms = rec->enqueued_ms;
-    m->ttl_ms = rec->ttl_ms;
-    m->expires_ms = m->ttl_ms ? m->enqueued_ms + m->ttl_ms : INT64_MAX;
-    m->visible_ms = rec->visible_ms;
-    m->claim = NULL;
     m->claim_count = rec->claim_count;
-    m->flags = rec->flags;
-    if (WR__MSG_PRIO(m) > q->attrs.max_priority)
-        m->flags &= ~(0xffu << WR__MSG_PRIO_SHIFT);
-    if (m->flags & WR__MSG_ROUTE)
-        m->route = route;
-    else
-        m->producer = rec->producer;
     account(q, m);
     q->next_id = id + 1;
     wr__queue_append(q, m);
@@ -102,7 +156,7 @@ bool wr__queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes)
            q->bytes + bytes <= bound(q->attrs.max_bytes);
 }
 
-static bool keeps_nothing(const wr__queue_t *q)
+bool wr__queue_keeps_nothing(const wr__queue_t *q)
 {
     return q->attrs.max_length == WR_LIMIT_ZERO || q->attrs.max_bytes == WR_LIMIT_ZERO;
 }
@@ -114,22 +168,29 @@ static void drop_one(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
     wr__queue_remove(sh, q, pos);
 }
 
+void wr__queue_drop_ready(wr__shard_t *sh, wr__queue_t *q, int64_t now)
+{
+    for (uint64_t pos = wr__ix_next(&q->ix, q->ix.base); pos < wr__ix_end(&q->ix);
+         pos = wr__ix_next(&q->ix, pos + 1))
+        if (!wr__msg_claim(wr__ix_slot(&q->ix, pos)->m, now))
+            drop_one(sh, q, pos);
+}
+
 /* Enforces max_length / max_bytes under drop-head: the oldest go first,
  * claimed or not, since the limit counts both. A queue that keeps nothing
- * first offers its messages to its consumers (RabbitMQ delivers to a
+ * first offers new messages to its consumers (RabbitMQ delivers to a
  * waiting consumer before it applies the limit), then drops what none
  * took; delivered messages stay, as RabbitMQ counts only ready ones. */
 void wr__queue_drop_head(wr__shard_t *sh, wr__queue_t *q)
 {
     uint64_t max_len = bound(q->attrs.max_length), max_bytes = bound(q->attrs.max_bytes);
 
-    if (keeps_nothing(q)) {
+    if (wr__queue_keeps_nothing(q)) {
         int64_t now = wr_now_wall_ms();
-        wr__queue_wake(sh, q, now);
-        for (uint64_t pos = wr__ix_next(&q->ix, q->ix.base); pos < wr__ix_end(&q->ix);
-             pos = wr__ix_next(&q->ix, pos + 1))
-            if (!wr__msg_claim(wr__ix_slot(&q->ix, pos)->m, now))
-                drop_one(sh, q, pos);
+        if (q->waiters.n)
+            wr__serve_waiters(sh, q, now);
+        wr__dispatch(sh, q, now); /* not wr__queue_wake: it would drop first */
+        wr__queue_drop_ready(sh, q, now);
         return;
     }
     while (q->ix.live && (q->ix.live > max_len || q->bytes > max_bytes))
@@ -198,7 +259,7 @@ void wr__exec_publish(wr__shard_t *sh, wr__req_t *r)
 
     first = wr__ix_end(&q->ix);
     for (size_t i = 0; i < n; i++) {
-        wr__msg_t *m = wr__msg_new(q, &in[i], true, NULL, now);
+        wr__msg_t *m = wr__msg_new(q, &in[i], true, NULL, false, now);
         wr__queue_append(q, m);
         ids[i] = m->id;
     }
@@ -246,13 +307,13 @@ void wr__exec_mlist(wr__shard_t *sh, wr__req_t *r)
     for (uint64_t p = wr__ix_next(&q->ix, wr__ix_lower_bound(&q->ix, marker + 1));
          p < wr__ix_end(&q->ix) && n < limit; p = wr__ix_next(&q->ix, p + 1)) {
         const wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
-        if (m->expires_ms <= now)
+        if (wr__msg_expires(m) <= now)
             continue;
         if (!(flags & WR_LIST_CLAIMED) && wr__msg_claim(m, now))
             continue;
-        if (!(flags & WR_LIST_DELAYED) && m->visible_ms > now)
+        if (!(flags & WR_LIST_DELAYED) && wr__msg_visible(m) > now)
             continue;
-        if ((flags & WR_LIST_HIDE_OWN) && !(m->flags & WR__MSG_ROUTE) && m->producer == producer)
+        if ((flags & WR_LIST_HIDE_OWN) && !(m->flags & WR__MSG_ROUTE) && wr__msg_producer(m) == producer)
             continue;
         if (!views)
             views = wr__xmalloc(WR__MIN((size_t)limit, q->ix.live) * sizeof(*views));
@@ -281,7 +342,7 @@ void wr__exec_mget(wr__shard_t *sh, wr__req_t *r)
     wr__queue_tick(sh, q, now);
     for (size_t i = 0; i < r->in.ids.n; i++) {
         const wr__msg_t *m = wr__ix_find(&q->ix, r->in.ids.ids[i], NULL);
-        if (!m || m->expires_ms <= now)
+        if (!m || wr__msg_expires(m) <= now)
             continue;
         if (!views)
             views = wr__xmalloc((r->in.ids.n - i) * sizeof(*views));
@@ -311,7 +372,7 @@ static wr_err_t check_delete(const wr__queue_t *q, const wr__req_t *r, int64_t n
     for (size_t i = 0; i < r->in.ids.n; i++) {
         const wr__msg_t *m = wr__ix_find(&q->ix, r->in.ids.ids[i], NULL);
         const wr__claim_t *mc;
-        if (!m || m->expires_ms <= now)
+        if (!m || wr__msg_expires(m) <= now)
             continue;
         mc = wr__msg_claim(m, now);
         if (!claim_id && mc)
@@ -339,7 +400,7 @@ void wr__exec_mdelete(wr__shard_t *sh, wr__req_t *r)
     if (res->err == WR_OK) {
         for (size_t i = 0; i < r->in.ids.n; i++) {
             wr__msg_t *m = wr__ix_find(&q->ix, r->in.ids.ids[i], &pos);
-            if (!m || m->expires_ms <= now)
+            if (!m || wr__msg_expires(m) <= now)
                 continue;
             if (wr__msg_claim(m, now))
                 q->acked++;

@@ -85,9 +85,7 @@ void wr__queue_free(wr__queue_t *q)
     for (uint64_t p = wr__ix_next(&q->ix, q->ix.base); p < wr__ix_end(&q->ix);
          p = wr__ix_next(&q->ix, p + 1)) {
         wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
-        wr_body_unref(m->body);
-        wr_body_unref(wr__msg_route(m));
-        free(m);
+        wr__msg_free(m);
     }
     wr__ix_fini(&q->ix);
     for (int l = 0; q->plv && l <= q->attrs.max_priority; l++)
@@ -199,7 +197,7 @@ void wr__queue_append(wr__queue_t *q, wr__msg_t *m)
     wr__ix_append(&q->ix, m);
     if (q->plv)
         wr__ix_append(&q->plv[WR__MSG_PRIO(m)].ix, m);
-    tcount(q, 1, m->body->body_len);
+    tcount(q, 1, wr__msg_body(m)->body_len);
 }
 
 void wr__queue_freed(wr__queue_t *q, const wr__msg_t *m)
@@ -232,8 +230,8 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
         WR_ASSERT(wr__ix_find(lix, m->id, &lpos) == m);
         wr__ix_clear(lix, lpos);
     }
-    q->bytes -= m->body->body_len;
-    tcount(q, -1, -(int64_t)m->body->body_len);
+    q->bytes -= wr__msg_body(m)->body_len;
+    tcount(q, -1, -(int64_t)wr__msg_body(m)->body_len);
     if (m->claim) {
         q->nclaimed--;
         if (m->claim->kind != WR__CLAIM_TIMED)
@@ -241,9 +239,7 @@ void wr__queue_remove(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
     }
     if ((m->flags & WR__MSG_PERSISTENT) && wr__durable(sh->core, q))
         wr__persist_del_msg(sh, q, m);
-    wr_body_unref(m->body);
-    wr_body_unref(wr__msg_route(m));
-    free(m);
+    wr__msg_free(m);
     if (q->ix.live == 0) {
         reset_order(q);
         q->free_id = 0;
@@ -272,11 +268,11 @@ void wr__view_fill(wr_msg_view_t *v, const wr__msg_t *m, int64_t now)
     const wr__claim_t *c = wr__msg_claim(m, now);
 
     v->id = m->id;
-    v->body = wr_body_ref(m->body);
+    v->body = wr_body_ref(wr__msg_body(m));
     v->enqueued_ms = m->enqueued_ms;
-    v->ttl_ms = m->ttl_ms;
-    v->expires_ms = m->expires_ms;
-    v->producer = (m->flags & WR__MSG_ROUTE) ? 0 : m->producer;
+    v->ttl_ms = wr__msg_ttl(m);
+    v->expires_ms = wr__msg_expires(m);
+    v->producer = wr__msg_producer(m);
     v->claim_id = c ? c->id : 0;
     v->claim_count = m->claim_count;
     v->redelivered = (m->flags & WR__MSG_REDELIVERED) != 0;
@@ -300,7 +296,7 @@ uint64_t wr__queue_delayed(const wr__queue_t *q, int64_t now)
         return 0;
     for (uint64_t p = wr__ix_next(&q->ix, q->ix.base); p < wr__ix_end(&q->ix);
          p = wr__ix_next(&q->ix, p + 1))
-        if (wr__ix_slot(&q->ix, p)->m->visible_ms > now)
+        if (wr__msg_visible(wr__ix_slot(&q->ix, p)->m) > now)
             n++;
     return n;
 }
@@ -322,11 +318,6 @@ void wr__queue_note_waiters(wr__shard_t *sh, const wr__queue_t *q, int64_t now)
 /* ------------------------------------------------------------------------ */
 /* Expiry                                                                   */
 
-static int64_t orig_exp(const wr__msg_t *m)
-{
-    return m->ttl_ms ? m->enqueued_ms + m->ttl_ms : INT64_MAX;
-}
-
 static void expire_msgs(wr__shard_t *sh, wr__queue_t *q, int64_t now)
 {
     int64_t bound = INT64_MAX;
@@ -337,14 +328,14 @@ static void expire_msgs(wr__shard_t *sh, wr__queue_t *q, int64_t now)
         wr__msg_t *m = wr__ix_slot(&q->ix, p)->m;
         /* Sorted: every later message was published to expire later still
          * (claims only push expiry up), so nothing beyond is due. */
-        if (sorted && orig_exp(m) > now) {
-            bound = WR__MIN(bound, orig_exp(m));
+        if (sorted && wr__msg_orig_expires(m) > now) {
+            bound = WR__MIN(bound, wr__msg_orig_expires(m));
             break;
         }
-        if (m->expires_ms <= now) {
+        if (wr__msg_expires(m) <= now) {
             wr__queue_expire_msg(sh, q, p);
         } else {
-            bound = WR__MIN(bound, m->expires_ms);
+            bound = WR__MIN(bound, wr__msg_expires(m));
         }
     }
     /* wr__queue_remove may have reset the bound (queue emptied). */

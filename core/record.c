@@ -74,7 +74,7 @@ void wr__rec_queue(msgpack_sbuffer *sb, const wr__queue_t *q)
 void wr__rec_msg(msgpack_sbuffer *sb, const wr__msg_t *m)
 {
     msgpack_packer pk;
-    const wr_body_t *route = wr__msg_route(m);
+    const wr_body_t *route = wr__msg_route(m), *b = wr__msg_body(m);
     uint32_t stored = m->flags & WR__REC_MSG_FLAGS;
 
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -83,14 +83,14 @@ void wr__rec_msg(msgpack_sbuffer *sb, const wr__msg_t *m)
     msgpack_pack_uint32(&pk, stored);
     msgpack_pack_uint32(&pk, m->claim_count);
     msgpack_pack_int64(&pk, m->enqueued_ms);
-    msgpack_pack_int64(&pk, m->ttl_ms);
-    msgpack_pack_int64(&pk, m->visible_ms);
-    msgpack_pack_uint64(&pk, (m->flags & WR__MSG_ROUTE) ? 0 : m->producer);
+    msgpack_pack_int64(&pk, wr__msg_ttl(m));
+    msgpack_pack_int64(&pk, wr__msg_visible(m));
+    msgpack_pack_uint64(&pk, wr__msg_producer(m));
     pack_opt(&pk, route != NULL, route ? route->data : NULL, route ? route->props_len : 0);
     pack_opt(&pk, route != NULL, route ? wr_body_bytes(route) : NULL,
              route ? route->body_len : 0);
-    pack_bytes(&pk, m->body->data, m->body->props_len);
-    pack_bytes(&pk, wr_body_bytes(m->body), m->body->body_len);
+    pack_bytes(&pk, b->data, b->props_len);
+    pack_bytes(&pk, wr_body_bytes(b), b->body_len);
 }
 
 /* ------------------------------------------------------------------------ */

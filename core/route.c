@@ -247,6 +247,7 @@ static void route_and_send(wr__shard_t *sh, wr__req_t *r)
             return;
         }
     }
+    r->in.route.ntargets = (uint32_t)WR__MIN(sh->nrt, UINT32_MAX);
     for (size_t j = 0; j < sh->nrt; j++)
         if (j == 0 || sh->rt[j].shard != sh->rt[j - 1].shard)
             nparts++;
@@ -340,7 +341,8 @@ void wr__exec_route_part(wr__shard_t *sh, wr__req_t *r)
         t->first_pos = wr__ix_end(&q->ix);
         t->first_id = q->next_id;
         for (size_t i = 0; i < n; i++)
-            wr__queue_append(q, wr__msg_new(q, &msgs[i], false, parent->in.route.route, now));
+            wr__queue_append(q, wr__msg_new(q, &msgs[i], false, parent->in.route.route,
+                                            parent->in.route.ntargets > 1, now));
         q->published += n;
         t->stored = true;
         wr__queue_note_due(sh, q);
