@@ -15,6 +15,12 @@
  * A connection that evhtp frees while its request waits for the core is
  * marked dead; on_done() then only frees the adapter's state.
  *
+ * Pipelining. evhtp's parser returns after each request and parses the
+ * next one only on a resume, which it ignores unless the connection is
+ * paused: so an inline answer pauses too and resumes on the next turn (the
+ * gate's kick). And evhtp's parser misreads input that ends inside a line,
+ * so a gate (gate.c) feeds it whole lines and one head at a time.
+ *
  * Limits. A body over max_body_bytes is refused with 413 and a JSON body
  * as soon as it is known: from Content-Length when the headers end, or
  * while a chunked body arrives. The connection is then taken from evhtp,
@@ -56,6 +62,7 @@
 
 #include "../../core/auth.h"
 #include "../../core/log.h"
+#include "gate.h"
 #include "rest_int.h"
 
 #define MAX_HEADERS 128 /* header lines per request */
@@ -80,6 +87,8 @@ typedef struct rest_conn {
     bool pending;         /* wr_rest_handle() has not answered yet */
     bool paused;          /* the evhtp request is paused for the core */
     bool dead;            /* evhtp freed the connection meanwhile */
+    bool resume_due;      /* answered inline: resume evhtp on the gate's kick */
+    wr_rest_gate_t *gate; /* NULL once evhtp let the connection go */
     uint32_t nheaders;
     evhtp_request_t *dispatched; /* handed to on_request, until its fini */
     evhtp_request_t *partial;    /* the request being read, as the sweep saw it */
@@ -218,6 +227,9 @@ static void reject(rest_conn_t *rc, uint16_t status, const char *reason, const c
                   "HTTP/1.1 %u %s\r\nContent-Type: application/json; charset=UTF-8\r\n"
                   "Content-Length: %d\r\nConnection: close\r\n\r\n",
                   status, reason, bn);
+    /* The linger drains whatever comes: no more gating. */
+    wr_rest_gate_free(rc->gate);
+    rc->gate = NULL;
     /* take_ownership clears our hooks: the fini hook will not run. */
     bev = evhtp_connection_take_ownership(rc->conn);
     atomic_fetch_sub(&sh->fe->srv.connections, 1);
@@ -290,6 +302,8 @@ static evhtp_res on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *a
         reject_too_big(rc);
         return EVHTP_RES_ERROR;
     }
+    if (rc->gate)
+        wr_rest_gate_headers(rc->gate, req);
     return EVHTP_RES_OK;
 }
 
@@ -330,6 +344,8 @@ static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
         evhtp_request_unset_hook(rc->dispatched, evhtp_hook_on_request_fini);
         rc->dispatched = NULL;
     }
+    wr_rest_gate_free(rc->gate);
+    rc->gate = NULL;
     rc->conn = NULL;
     rc->req = NULL;
     if (rc->pending)
@@ -339,6 +355,17 @@ static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
     return EVHTP_RES_OK;
 }
 
+/* The gate's kick, after an inline answer: evhtp parses on. */
+static void on_gate_kick(void *arg)
+{
+    rest_conn_t *rc = arg;
+
+    if (rc->resume_due && rc->conn) {
+        rc->resume_due = false;
+        evhtp_connection_resume(rc->conn);
+    }
+}
+
 static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
 {
     rest_shard_t *sh = arg;
@@ -346,6 +373,11 @@ static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
 
     if (!rc)
         wr_panic(__FILE__, __LINE__, "out of memory");
+    if (wr_rest_gate_new(conn, &rc->gate) != 0) {
+        free(rc);
+        return EVHTP_RES_ERROR; /* evhtp frees the connection */
+    }
+    wr_rest_gate_on_kick(rc->gate, on_gate_kick, rc);
     rc->sh = sh;
     rc->conn = conn;
     LIST_ADD(sh->conns, rc);
@@ -494,6 +526,8 @@ static void on_request(evhtp_request_t *req, void *arg)
         evhtp_send_reply(req, EVHTP_RES_SERVERR);
         return;
     }
+    if (rc->gate)
+        wr_rest_gate_complete(rc->gate);
     r.method = method_of(req->method);
     r.path = req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "/";
     r.path_len = strlen(r.path);
@@ -538,6 +572,17 @@ static void on_request(evhtp_request_t *req, void *arg)
         rc->paused = true;
         atomic_fetch_add(&sh->fe->srv.inflight, 1);
         evhtp_request_pause(req);
+        return;
+    }
+    /*
+     * Answered inline. evhtp's parser stops after each request and only a
+     * resume makes it parse a pipelined next one, but evhtp ignores a resume
+     * of a connection that is not paused: pause now, resume on the next turn.
+     */
+    if (rc->gate && req->conn == rc->conn) {
+        evhtp_request_pause(req);
+        rc->resume_due = true;
+        wr_rest_gate_kick(rc->gate);
     }
 }
 
@@ -595,6 +640,14 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         evhtp_request_t *r;
 
         next = rc->next;
+        /* Bytes held at the gate (a line that never ends) count too. */
+        if (rc->gate && !rc->pending && wr_rest_gate_held_since_ms(rc->gate) != 0 &&
+            now - wr_rest_gate_held_since_ms(rc->gate) >= limit) {
+            wr_log(WR_LOG_INFO, WR_LOGC_REST, "shard=%u: request line not complete after %us; "
+                   "closing", sh->idx, sh->fe->request_s);
+            evhtp_connection_free(rc->conn); /* on_conn_fini frees rc */
+            continue;
+        }
         r = rc->conn && !rc->dead ? rc->conn->request : NULL;
         if (!r || r == rc->dispatched || rc->pending) {
             rc->partial = NULL;

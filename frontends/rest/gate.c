@@ -1,0 +1,271 @@
+/*
+ * gate.c - hands evhtp whole lines of a request head, one head at a
+ * time, and bodies by length (see gate.h for why).
+ *
+ * States: HEAD (lines pass; a blank line after at least one line ends the
+ * head) -> WAIT (nothing passes until evhtp has parsed that head) -> BODY
+ * (Content-Length bytes pass) or CHUNKED (all passes until the request
+ * completes) -> HEAD.
+ *
+ * Mechanics. The gate takes the socket bufferevent's callbacks and calls
+ * evhtp's. A bufferevent's input buffer is frozen at its end (only the
+ * socket read appends), so the gate rebuilds it from the front: the bytes
+ * evhtp has been given and not yet consumed (`given`, kept current by a
+ * buffer callback that sees evhtp drain), then what passes now; new bytes
+ * go to `held`. Not a libevent filter bufferevent: behind a filter evhtp
+ * would see its output as written once it reached the filter, and free a
+ * closing connection with its last answer still unsent.
+ */
+#include "gate.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "rest_int.h"
+
+#define GATE_LINE_MAX (16u << 10) /* twice evhtp's own limit on a line */
+
+typedef enum { G_HEAD, G_WAIT, G_BODY, G_CHUNKED } gstate_t;
+
+struct wr_rest_gate {
+    struct bufferevent *bev;
+    struct evbuffer *held, *tmp;
+    struct evbuffer_cb_entry *watch;
+    size_t given;   /* front bytes of bev's input that evhtp may parse */
+    bool rebuilding; /* the watch ignores the gate's own moves */
+    bufferevent_data_cb ev_read, ev_write; /* evhtp's */
+    bufferevent_event_cb ev_event;
+    void *ev_arg;
+    struct event *kick_ev;
+    wr_rest_gate_kick_fn kick_fn;
+    void *kick_arg;
+    gstate_t state;
+    uint32_t head_lines; /* lines of the current head passed so far */
+    uint64_t body_left;
+    int64_t held_since_ms;
+};
+
+/* How many bytes at the front of src may pass in state HEAD. */
+static size_t head_bytes(wr_rest_gate_t *g, struct evbuffer *src)
+{
+    size_t n = evbuffer_get_length(src), off = 0;
+
+    while (off < n) {
+        struct evbuffer_ptr at, eol;
+        size_t eol_len = 0, line;
+        unsigned char c;
+
+        if (evbuffer_ptr_set(src, &at, off, EVBUFFER_PTR_SET) != 0 ||
+            evbuffer_copyout_from(src, &at, &c, 1) != 1)
+            return off;
+        /* Not the start of a method: the parser refuses it on its first
+         * byte, before any loop that could overrun. Let it see that. */
+        if (g->head_lines == 0 && c != '\r' && c != '\n' && c != '_' && (c < 'A' || c > 'Z'))
+            return n;
+        eol = evbuffer_search_eol(src, &at, &eol_len, EVBUFFER_EOL_CRLF);
+        if (eol.pos < 0) /* a partial line waits, unless it is too long to be one */
+            return n - off > GATE_LINE_MAX ? n : off;
+        line = (size_t)eol.pos - off;
+        off = (size_t)eol.pos + eol_len;
+        if (line > 0) {
+            g->head_lines++;
+        } else if (g->head_lines > 0) { /* the blank line: the head is whole */
+            g->head_lines = 0;
+            g->state = G_WAIT;
+            return off;
+        } /* else: an empty line before a request, which the parser skips */
+    }
+    return off;
+}
+
+/* Moves new input to `held`, then what may pass back behind `given`. */
+static size_t pass(wr_rest_gate_t *g)
+{
+    struct evbuffer *in = bufferevent_get_input(g->bev);
+    size_t moved = 0;
+
+    g->rebuilding = true;
+    if (evbuffer_get_length(in) > g->given) {
+        evbuffer_remove_buffer(in, g->tmp, g->given);
+        evbuffer_add_buffer(g->held, in);
+    } else {
+        evbuffer_add_buffer(g->tmp, in);
+    }
+    for (;;) {
+        size_t n = evbuffer_get_length(g->held), take = 0;
+
+        if (n == 0)
+            break;
+        switch (g->state) {
+        case G_CHUNKED:
+            take = n;
+            break;
+        case G_BODY:
+            take = n < g->body_left ? n : (size_t)g->body_left;
+            g->body_left -= take;
+            if (g->body_left == 0)
+                g->state = G_HEAD;
+            break;
+        case G_HEAD:
+            take = head_bytes(g, g->held);
+            break;
+        case G_WAIT:
+            break;
+        }
+        if (take == 0)
+            break;
+        evbuffer_remove_buffer(g->held, g->tmp, take);
+        moved += take;
+    }
+    g->given = evbuffer_get_length(g->tmp);
+    evbuffer_prepend_buffer(in, g->tmp);
+    g->rebuilding = false;
+
+    if (evbuffer_get_length(g->held) == 0)
+        g->held_since_ms = 0;
+    else if (moved > 0 || g->held_since_ms == 0)
+        g->held_since_ms = wr_now_mono_ms();
+    return moved;
+}
+
+/*
+ * The input buffer changed. evhtp drained what it parsed: that much less
+ * is given. The socket read appended: gate it now, inside the read, since
+ * evhtp may read its input before the (deferred) read callback runs: when
+ * it resumes, or when its output drained.
+ */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    wr_rest_gate_t *g = arg;
+
+    (void)buf;
+    if (g->rebuilding)
+        return;
+    g->given -= info->n_deleted < g->given ? info->n_deleted : g->given;
+    if (info->n_added > 0)
+        pass(g);
+}
+
+static void gate_read(struct bufferevent *bev, void *arg)
+{
+    wr_rest_gate_t *g = arg;
+
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        g->ev_read(bev, g->ev_arg);
+}
+
+static void gate_write(struct bufferevent *bev, void *arg)
+{
+    wr_rest_gate_t *g = arg;
+
+    g->ev_write(bev, g->ev_arg);
+}
+
+static void gate_event(struct bufferevent *bev, short what, void *arg)
+{
+    wr_rest_gate_t *g = arg;
+
+    g->ev_event(bev, what, g->ev_arg);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    wr_rest_gate_t *g = arg;
+    size_t moved;
+
+    (void)fd;
+    (void)what;
+    if (g->kick_fn)
+        g->kick_fn(g->kick_arg); /* may resume evhtp, which then reads its input itself */
+    moved = pass(g);
+    /* With reading off, evhtp is paused or waiting for its output to
+     * drain, and reads its input when it turns reading back on. */
+    if (moved > 0 && (bufferevent_get_enabled(g->bev) & EV_READ))
+        g->ev_read(g->bev, g->ev_arg);
+}
+
+int wr_rest_gate_new(evhtp_connection_t *conn, wr_rest_gate_t **out)
+{
+    wr_rest_gate_t *g = calloc(1, sizeof(*g));
+
+    if (!g)
+        return -1;
+    g->bev = conn->bev;
+    g->held = evbuffer_new();
+    g->tmp = evbuffer_new();
+    g->kick_ev = event_new(bufferevent_get_base(conn->bev), -1, 0, on_kick, g);
+    g->watch = evbuffer_add_cb(bufferevent_get_input(conn->bev), on_input, g);
+    if (!g->held || !g->tmp || !g->kick_ev || !g->watch) {
+        wr_rest_gate_free(g);
+        return -1;
+    }
+    bufferevent_getcb(conn->bev, &g->ev_read, &g->ev_write, &g->ev_event, &g->ev_arg);
+    bufferevent_setcb(conn->bev, gate_read, gate_write, gate_event, g);
+    *out = g;
+    return 0;
+}
+
+void wr_rest_gate_free(wr_rest_gate_t *g)
+{
+    if (!g)
+        return;
+    if (g->watch)
+        evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->watch);
+    if (g->ev_read) /* give evhtp its callbacks back */
+        bufferevent_setcb(g->bev, g->ev_read, g->ev_write, g->ev_event, g->ev_arg);
+    if (g->kick_ev)
+        event_free(g->kick_ev);
+    if (g->held)
+        evbuffer_free(g->held);
+    if (g->tmp)
+        evbuffer_free(g->tmp);
+    free(g);
+}
+
+void wr_rest_gate_headers(wr_rest_gate_t *g, evhtp_request_t *req)
+{
+    const char *te = evhtp_kv_find(req->headers_in, "Transfer-Encoding");
+    uint64_t len = evhtp_request_content_len(req);
+
+    g->head_lines = 0;
+    if (te && strcasecmp(te, "identity") != 0) {
+        g->state = G_CHUNKED;
+    } else if (len > 0) {
+        g->state = G_BODY;
+        g->body_left = len;
+    } else {
+        g->state = G_HEAD;
+    }
+    wr_rest_gate_kick(g);
+}
+
+/* Not WAIT -> HEAD: by the time evhtp completes a request with a body,
+ * the gate may already wait on the next request's head. */
+void wr_rest_gate_complete(wr_rest_gate_t *g)
+{
+    if (g->state == G_CHUNKED) {
+        g->state = G_HEAD;
+        g->head_lines = 0;
+        wr_rest_gate_kick(g);
+    }
+}
+
+void wr_rest_gate_kick(wr_rest_gate_t *g)
+{
+    event_active(g->kick_ev, EV_TIMEOUT, 1);
+}
+
+void wr_rest_gate_on_kick(wr_rest_gate_t *g, wr_rest_gate_kick_fn fn, void *arg)
+{
+    g->kick_fn = fn;
+    g->kick_arg = arg;
+}
+
+int64_t wr_rest_gate_held_since_ms(const wr_rest_gate_t *g)
+{
+    return g->held_since_ms;
+}
