@@ -390,6 +390,8 @@ void wr__exec_declare(wr__shard_t *sh, wr__req_t *r)
 
     if (!q && (flags & WR_DECL_PASSIVE))
         res->err = WR_ENOTFOUND;
+    else if (!q && (flags & WR_DECL_NO_CREATE))
+        res->err = WR_EDENIED;
     else if (q && !wr__queue_owner_ok(q, in->owner))
         res->err = WR_ELOCKED;
     else if (q && (flags & WR_DECL_CHECK) && !(flags & WR_DECL_PASSIVE) &&

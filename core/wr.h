@@ -215,6 +215,9 @@ typedef struct wr_queue_attrs {
                                  (default_ttl_ms, expires_ms, max_length,
                                  max_bytes, overflow, dead-letter exchange and
                                  key, max_priority) are equal (AMQP 406) */
+#define WR_DECL_NO_CREATE 0x08u /* a missing queue is WR_EDENIED, not created
+                                   (AMQP: a DLX the user may not use is
+                                   checked only when the queue is new) */
 
 typedef struct wr_queue_declare_res {
     wr_err_t err;

@@ -7,8 +7,8 @@
  *
  *   exchange.declare (not passive), exchange.delete   configure on the exchange
  *   queue.declare (not passive), queue.delete         configure on the queue
- *   queue.declare with x-dead-letter-exchange          also read on the queue and
- *                                                      write on the DLX
+ *   queue.declare creating a queue with a DLX          also read on the queue and
+ *                                                      write on the DLX (topology.c)
  *   queue.bind, queue.unbind                           write on the queue, read on the exchange
  *   exchange.bind, exchange.unbind                     write on the destination, read on the source
  *   queue.purge, basic.get, basic.consume              read on the queue
@@ -89,23 +89,6 @@ static bool publish_ok(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, amqp_method_number
     return true;
 }
 
-/* The x-dead-letter-exchange argument, if it is a string (any other type
- * is the declare handler's 406). */
-static bool dead_letter_exchange(const amqp_table_t *args, amqp_bytes_t *out)
-{
-    static const char key[] = "x-dead-letter-exchange";
-
-    for (int i = 0; i < args->num_entries; i++) {
-        const amqp_table_entry_t *e = &args->entries[i];
-        if (e->key.len == sizeof(key) - 1 && memcmp(e->key.bytes, key, sizeof(key) - 1) == 0 &&
-            (e->value.kind == AMQP_FIELD_KIND_UTF8 || e->value.kind == AMQP_FIELD_KIND_BYTES)) {
-            *out = e->value.value.bytes;
-            return true;
-        }
-    }
-    return false;
-}
-
 bool wr__amqp_permitted(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_call_t *call)
 {
     amqp_method_number_t id = call->id;
@@ -126,17 +109,7 @@ bool wr__amqp_permitted(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_amqp_cal
         const amqp_queue_declare_t *m = call->args;
         wr_slice_t q = m->queue.len ? wr__amqp_slice(m->queue)
                                     : (wr_slice_t){"amq.gen-", strlen("amq.gen-")};
-        amqp_bytes_t dlx;
-        if (m->passive)
-            return true;
-        if (!need(c, ch, id, WR_PERM_CONFIGURE, "queue", q))
-            return false;
-        /* Dead-lettering moves the queue's messages to the DLX: RabbitMQ
-         * (rabbit_channel, queue.declare) asks read on the queue and write
-         * on that exchange, so a DLX cannot publish where the user may not. */
-        return !dead_letter_exchange(&m->arguments, &dlx) ||
-               (need(c, ch, id, WR_PERM_READ, "queue", q) &&
-                need(c, ch, id, WR_PERM_WRITE, "exchange", exchange_name(dlx)));
+        return m->passive || need(c, ch, id, WR_PERM_CONFIGURE, "queue", q);
     }
     case AMQP_QUEUE_DELETE_METHOD: {
         const amqp_queue_delete_t *m = call->args;

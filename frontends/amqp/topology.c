@@ -683,6 +683,17 @@ static void on_queue_declared(void *arg, const wr_queue_declare_res_t *res)
             wr__amqp_chan_error(c, ch, AMQP_NOT_FOUND, op->id, "no queue '%s' in vhost '%s'", op->a,
                                 wr__amqp_vhost(c));
             break;
+        case WR_EDENIED:
+            /* WR_DECL_NO_CREATE: the permission the new queue's DLX lacked */
+            if (op->u64 == 1)
+                wr__amqp_refused(c, ch, op->id, "queue", sl(op->a, op->alen));
+            else if (op->u64 == 2)
+                wr__amqp_refused(c, ch, op->id, "exchange",
+                                 perm_name((amqp_bytes_t){op->blen, op->b}));
+            else
+                wr__amqp_fail(c, ch, res->err, op->id, "queue '%s': %s", op->a,
+                              wr_strerror(res->err));
+            break;
         case WR_ELOCKED:
             wr__amqp_chan_error(c, ch, AMQP_RESOURCE_LOCKED, op->id,
                                 "cannot obtain exclusive access to locked queue '%s' in vhost "
@@ -760,6 +771,20 @@ void wr__amqp_on_queue_declare(wr_amqp_conn_t *c, wr_amqp_chan_t *ch, const wr_a
     op = wr__amqp_op_new(c, ch, call->id, m->nowait);
     op->ptr = attrs;
     wr__amqp_op_name(op->a, &op->alen, name);
+    if (!m->passive && attrs->dlx_set) {
+        /* RabbitMQ (rabbit_channel, queue.declare) asks, only when it
+         * creates the queue, read on it and write on its dead-letter
+         * exchange: dead-lettering publishes the queue's messages there.
+         * Without them a missing queue is not created (WR_DECL_NO_CREATE). */
+        amqp_bytes_t dlx = {attrs->dlx_len, attrs->dlx};
+        if (!wr__amqp_may(c, WR_PERM_READ, wr__amqp_slice(name)))
+            op->u64 = 1;
+        else if (!wr__amqp_may(c, WR_PERM_WRITE, perm_name(dlx)))
+            op->u64 = 2;
+        if (op->u64)
+            flags |= WR_DECL_NO_CREATE;
+        wr__amqp_op_name(op->b, &op->blen, dlx);
+    }
     err = wr_queue_declare(c->env->core, tenant_of(c), wr__amqp_slice(name), attrs, sl(NULL, 0),
                            flags, c->loop, on_queue_declared, op);
     if (err != WR_OK) {

@@ -231,6 +231,17 @@ def test_dead_letter_exchange_needs_write_on_it_and_read_on_the_queue(srv):
     ch.queue_declare("q-a", arguments={"x-dead-letter-exchange": "ok-x"})
     ch.queue_declare("q-plain")
     c.close()
+    # As in RabbitMQ the check is made when the declare creates the queue: a
+    # queue someone allowed made stays declarable (clients redeclare on start).
+    srv.ok("user", "add", "dlall", "dlall-pw")
+    srv.ok("grant", "dlall", "tdlx")
+    c = conn(srv, "dlall", "dlall-pw", "tdlx")
+    c.channel().queue_declare("q-made", arguments={"x-dead-letter-exchange": "forbidden-x"})
+    c.close()
+    c = conn(srv, "dl", "dl-pw", "tdlx")
+    c.channel().queue_declare("q-made", arguments={"x-dead-letter-exchange": "forbidden-x"})
+    assert "'forbidden-x'" in _declare_refused(c, "q-new", "forbidden-x")
+    c.close()
 
     srv.ok("user", "add", "dlr", "dlr-pw")
     srv.ok("grant", "dlr", "tdlx", ".*", ".*", "^$")
