@@ -45,6 +45,17 @@
 #define DRAIN_MS 10000 /* longest wait for in-flight requests on SIGTERM */
 #define MAX_FRONTENDS 16
 
+#ifdef WR_WITH_JEMALLOC
+/* jemalloc reads this before the first allocation (MALLOC_CONF in the
+ * environment still overrides it). Without its background thread, pages
+ * freed by an arena's threads are given back only when those threads
+ * allocate again: a broker idle after a burst (a drained queue, a deleted
+ * one) kept its peak RSS for good. With it, freed pages go back to the
+ * kernel after the dirty decay time (10 s). */
+extern const char *malloc_conf;
+const char *malloc_conf = "background_thread:true";
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 

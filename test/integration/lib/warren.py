@@ -10,6 +10,8 @@ Layout:
   Api                  a requests.Session bound to one base URL, project and Client-ID
   assert_error()       a 4xx reply with a Zaqar JSON error body ("title"/"description")
   assert_alive()       the server still answers GET /v2/ping with 204
+  rss(pid)             a process's resident set size in bytes (/proc, as ps reads it)
+  is_asan(binary)      the binary is a sanitizer build (its RSS says little)
 
 The binary comes from $WARREN_BIN (default build/warrend under the repo root), so the
 same suite runs against the sanitizer build: a non-zero exit status at SIGTERM (ASan,
@@ -313,6 +315,24 @@ def assert_error(r, status=None):
 def assert_alive(base):
     r = requests.get(base.rstrip("/") + "/v2/ping", headers=headers("alive-check"), timeout=10)
     assert r.status_code == 204, "server stopped answering ping: " + describe(r)
+
+
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def is_asan(binary):
+    if "asan" in binary:
+        return True
+    try:
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "libasan" in out
 
 
 def ids_qs(ids, **extra):
