@@ -223,6 +223,11 @@ void wr__dispatch(wr__shard_t *sh, wr__queue_t *q, int64_t now)
 
 void wr__queue_wake(wr__shard_t *sh, wr__queue_t *q, int64_t now)
 {
+    /* Messages back in a queue that keeps nothing (requeued, a claim
+     * ended) go before anyone gets them: RabbitMQ's requeue_and_run
+     * applies the limit (maybe_drop_head), then delivers. */
+    if (wr__queue_keeps_nothing(q))
+        wr__queue_drop_ready(sh, q, now);
     if (q->waiters.n)
         wr__serve_waiters(sh, q, now);
     wr__dispatch(sh, q, now);

@@ -666,8 +666,13 @@ struct wr__sub {
 };
 
 /* Hands claimable messages to parked long-polls, then to consumers with
- * credit. Call whenever messages may have become available. */
+ * credit (a queue that keeps nothing drops its ready ones first). Call
+ * whenever messages may have become available. */
 void wr__queue_wake(wr__shard_t *sh, wr__queue_t *q, int64_t now);
+/* message.c: max_length or max_bytes is WR_LIMIT_ZERO; and dropping (as
+ * drop-head, dead-lettering "maxlen") every message no live claim holds. */
+bool wr__queue_keeps_nothing(const wr__queue_t *q);
+void wr__queue_drop_ready(wr__shard_t *sh, wr__queue_t *q, int64_t now);
 /* Pushes claimable messages to consumers with credit, round robin within
  * the highest priority that has credit. */
 void wr__dispatch(wr__shard_t *sh, wr__queue_t *q, int64_t now);

@@ -156,7 +156,7 @@ bool wr__queue_fits(const wr__queue_t *q, size_t n, uint64_t bytes)
            q->bytes + bytes <= bound(q->attrs.max_bytes);
 }
 
-static bool keeps_nothing(const wr__queue_t *q)
+bool wr__queue_keeps_nothing(const wr__queue_t *q)
 {
     return q->attrs.max_length == WR_LIMIT_ZERO || q->attrs.max_bytes == WR_LIMIT_ZERO;
 }
@@ -168,22 +168,29 @@ static void drop_one(wr__shard_t *sh, wr__queue_t *q, uint64_t pos)
     wr__queue_remove(sh, q, pos);
 }
 
+void wr__queue_drop_ready(wr__shard_t *sh, wr__queue_t *q, int64_t now)
+{
+    for (uint64_t pos = wr__ix_next(&q->ix, q->ix.base); pos < wr__ix_end(&q->ix);
+         pos = wr__ix_next(&q->ix, pos + 1))
+        if (!wr__msg_claim(wr__ix_slot(&q->ix, pos)->m, now))
+            drop_one(sh, q, pos);
+}
+
 /* Enforces max_length / max_bytes under drop-head: the oldest go first,
  * claimed or not, since the limit counts both. A queue that keeps nothing
- * first offers its messages to its consumers (RabbitMQ delivers to a
+ * first offers new messages to its consumers (RabbitMQ delivers to a
  * waiting consumer before it applies the limit), then drops what none
  * took; delivered messages stay, as RabbitMQ counts only ready ones. */
 void wr__queue_drop_head(wr__shard_t *sh, wr__queue_t *q)
 {
     uint64_t max_len = bound(q->attrs.max_length), max_bytes = bound(q->attrs.max_bytes);
 
-    if (keeps_nothing(q)) {
+    if (wr__queue_keeps_nothing(q)) {
         int64_t now = wr_now_wall_ms();
-        wr__queue_wake(sh, q, now);
-        for (uint64_t pos = wr__ix_next(&q->ix, q->ix.base); pos < wr__ix_end(&q->ix);
-             pos = wr__ix_next(&q->ix, pos + 1))
-            if (!wr__msg_claim(wr__ix_slot(&q->ix, pos)->m, now))
-                drop_one(sh, q, pos);
+        if (q->waiters.n)
+            wr__serve_waiters(sh, q, now);
+        wr__dispatch(sh, q, now); /* not wr__queue_wake: it would drop first */
+        wr__queue_drop_ready(sh, q, now);
         return;
     }
     while (q->ix.live && (q->ix.live > max_len || q->bytes > max_bytes))

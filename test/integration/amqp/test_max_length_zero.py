@@ -124,3 +124,33 @@ def test_zero_reject_publish_dlx(ch):
         ch.basic_publish("", q, b"refused")
     m, p, b = get_body(ch, dlq, timeout=5)
     assert b == b"refused" and p.headers["x-death"][0]["reason"] == "maxlen"
+
+
+def test_zero_requeued_message_is_dropped_not_redelivered(conn, ch):
+    """RabbitMQ's requeue_and_run applies the limit before it delivers: a message
+    nacked with requeue into a queue that keeps nothing is dead-lettered (maxlen),
+    and so is an unacked one when its channel closes."""
+    dlx, dlq, q = uid("dlx"), uid("dlq"), uid()
+    ch.exchange_declare(dlx, "fanout")
+    ch.queue_declare(dlq)
+    ch.queue_bind(dlq, dlx)
+    ch.queue_declare(q, arguments={"x-max-length": 0, "x-dead-letter-exchange": dlx})
+    cch = conn.channel()
+    cch.basic_qos(prefetch_count=10)
+    got = []
+    cch.basic_consume(q, lambda c, m, p, b: got.append((m, b)), auto_ack=False)
+    ch.basic_publish("", q, b"nacked")
+    ch.basic_publish("", q, b"closed")
+    deadline = time.monotonic() + 5
+    while len(got) < 2 and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.05)
+    assert [b for _, b in got] == [b"nacked", b"closed"]
+    cch.basic_nack(got[0][0].delivery_tag, requeue=True)
+    m, p, b = get_body(ch, dlq, timeout=5)
+    assert b == b"nacked" and p.headers["x-death"][0]["reason"] == "maxlen"
+    cch.close()
+    m, p, b = get_body(ch, dlq, timeout=5)
+    assert b == b"closed" and p.headers["x-death"][0]["reason"] == "maxlen"
+    conn.process_data_events(time_limit=0.2)
+    assert len(got) == 2  # neither came back
+    assert ch.queue_declare(q, passive=True).method.message_count == 0
