@@ -14,6 +14,7 @@
  *   errors.c     wr_err_t -> AMQP reply code, reply names
  *   guard.c      field tables checked (nesting depth) before rabbitmq-c decodes
  *   heartbeat.c  timers: handshake timeout, heartbeats both ways, close timeout
+ *   replyto.c    direct reply-to (amq.rabbitmq.reply-to)
  *
  * Threads: a connection and its channels belong to the loop that accepted the
  * socket; nothing here is touched from another thread except the counters in

@@ -9,9 +9,12 @@
  *   queue.declare (not passive), queue.delete         configure on the queue
  *   queue.declare creating a queue with a DLX          also read on the queue and
  *                                                      write on the DLX (topology.c)
+ *   exchange.declare creating an exchange with an      also read on the exchange and
+ *   alternate-exchange                                 write on the alternate (topology.c)
  *   queue.bind, queue.unbind                           write on the queue, read on the exchange
  *   exchange.bind, exchange.unbind                     write on the destination, read on the source
- *   queue.purge, basic.get, basic.consume              read on the queue
+ *   queue.purge, basic.get, basic.consume              read on the queue (nothing for
+ *                                                      amq.rabbitmq.reply-to: replyto.c)
  *   basic.publish                                      write on the exchange
  *
  * Passive declares are not checked (RabbitMQ does not either). The default

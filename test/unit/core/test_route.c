@@ -3,7 +3,7 @@
  * fanout, topic and headers bindings, exchange-to-exchange paths and
  * cycles, one shared body across shards, unroutable counts, errors, per
  * publisher order (from a plain thread and from a shard loop), overflow
- * refusals, and durable targets.
+ * refusals, durable targets, and alternate exchanges.
  */
 #include "backends/backend.h"
 #include "helpers.h"
