@@ -402,7 +402,7 @@ def test_latency_isolation(serve):
     the machine has 2 shared cores, often busy with another full build and
     test run, and at a load average of 6 the p99 measured ~145 ms. Not under
     ASan: a latency bound says nothing about an instrumented build."""
-    if is_asan(wl.warren_bin()):
+    if wl.is_asan(wl.warren_bin()):
         pytest.skip("latency bound: meaningless under ASan (runs in the release suite)")
     server = serve()
     lorises = [SlowLoris(server.http_port, every=0.5) for _ in range(4)]
@@ -466,24 +466,6 @@ WATERMARK = 150 * 1024 * 1024
 RSS_MARGIN = 60 * 1024 * 1024
 
 
-def is_asan(binary):
-    if "asan" in binary:
-        return True
-    try:
-        out = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return "libasan" in out
-
-
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 class Publisher(threading.Thread):
     """pika publisher of 10 KiB bodies to `queue` until stopped."""
 
@@ -521,10 +503,10 @@ class Publisher(threading.Thread):
 def test_memory_high_watermark(serve):
     # ASan quarantines freed memory, so RSS never falls back under the mark
     # and publishers rightly stay blocked: the release suite runs this.
-    if is_asan(wl.warren_bin()):
+    if wl.is_asan(wl.warren_bin()):
         pytest.skip("RSS watermark: ASan's quarantine keeps RSS high (runs in the release suite)")
     server = serve("--memory-high-watermark", str(WATERMARK), "--store", "memory")
-    asan = is_asan(server.binary)
+    asan = wl.is_asan(server.binary)
     pid = server.proc.pid
     api = wl.Api(server.url)
     api.create_queue("rest-side")
@@ -534,12 +516,12 @@ def test_memory_high_watermark(serve):
     peak = [0]
 
     def blocked():
-        peak[0] = max(peak[0], rss(pid))
+        peak[0] = max(peak[0], wl.rss(pid))
         assert not any(p.error for p in pubs), [p.error for p in pubs]
         return all(p.stalled(1.0) or "blocked" in p.events for p in pubs)
     try:
         assert poll(blocked, 60, step=0.1), "publishers not blocked; RSS %d MB, %s" % (
-            rss(pid) >> 20, [(p.count, p.events) for p in pubs])
+            wl.rss(pid) >> 20, [(p.count, p.events) for p in pubs])
         # REST posts are refused while memory is high.
         r = api.post("/v2/queues/rest-side/messages", json={"messages": [{"body": 1}]})
         assert r.status_code == 503, wl.describe(r)
@@ -549,7 +531,7 @@ def test_memory_high_watermark(serve):
         # And RSS stays bounded while the publishers keep trying.
         t_end = time.monotonic() + 1.0
         while time.monotonic() < t_end:
-            peak[0] = max(peak[0], rss(pid))
+            peak[0] = max(peak[0], wl.rss(pid))
             time.sleep(0.05)
         counts = [p.count for p in pubs]
         if not asan:
@@ -564,7 +546,7 @@ def test_memory_high_watermark(serve):
         t0 = time.monotonic()
         assert poll(lambda: all(p.count > n + 50 for p, n in zip(pubs, counts)), 15, step=0.1), \
             "publishing did not resume after the purge; RSS %d MB, %s" % (
-                rss(pid) >> 20, [(p.count, p.events) for p in pubs])
+                wl.rss(pid) >> 20, [(p.count, p.events) for p in pubs])
         resumed = time.monotonic() - t0
         for p in pubs:
             if "blocked" in p.events:
