@@ -134,9 +134,9 @@ static size_t pass(wr_rest_gate_t *g)
 
 /*
  * The input buffer changed. evhtp drained what it parsed: that much less
- * is given. The socket read appended: gate it now, inside the read, since
- * evhtp may read its input before the (deferred) read callback runs: when
- * it resumes, or when its output drained.
+ * is given. The socket read appended: gate it now, inside the read, so
+ * that evhtp never finds ungated bytes whichever way it comes to read
+ * (its read callback, a resume, its output drained).
  */
 static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {

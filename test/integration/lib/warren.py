@@ -21,6 +21,7 @@ UBSan, a crash) is reported by stop() and fails the session.
 import os
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import tempfile
@@ -42,13 +43,36 @@ def warren_bin():
     return path
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _ephemeral_range():
     try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_port_rng = random.Random()
+
+
+def free_port():
+    """A loopback port free now, below the kernel's ephemeral range: a test
+    that restarts warrend on the same port (the crash loops) must not find
+    it taken meanwhile by the local end of one of its own client connections,
+    which a port from bind(0) (an ephemeral one) can be."""
+    lo, _ = _ephemeral_range()
+    top = lo - 1 if lo > 11000 else 30999
+    for _ in range(200):
+        port = _port_rng.randint(10000, top)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free loopback port below %d" % top)
 
 
 class WarrenError(RuntimeError):
