@@ -30,17 +30,9 @@ def make_server():
 
 @pytest.fixture(scope="module")
 def warren():
-    w = make_server()
-    try:
-        w.start()
-    except wl.WarrenError as e:
-        w.cleanup()
-        pytest.fail(str(e), pytrace=False)
+    w = wl.start_or_fail(make_server())
     yield w
-    rc = w.stop()
-    tail = w.log_tail()
-    w.cleanup()
-    assert rc == 0, "warrend exit status at SIGTERM was %r (expected 0)\n%s" % (rc, tail)
+    wl.stop_and_check(w)
 
 
 @pytest.fixture(scope="module")

@@ -79,6 +79,27 @@ class WarrenError(RuntimeError):
     pass
 
 
+def start_or_fail(w):
+    """Starts w; a warrend that does not come up fails the calling test with
+    its log (pytest.fail), after removing its temp dir. Returns w."""
+    import pytest
+
+    try:
+        w.start()
+    except WarrenError as e:
+        w.cleanup()
+        pytest.fail(str(e), pytrace=False)
+    return w
+
+
+def stop_and_check(w):
+    """SIGTERM, remove the temp dir, and assert the exit status is 0."""
+    rc = w.stop()
+    tail = w.log_tail()
+    w.cleanup()
+    assert rc == 0, "warrend exit status at SIGTERM was %r (expected 0)\n%s" % (rc, tail)
+
+
 class Warren:
     """One warrend process on loopback. Use start()/stop() or a with-block."""
 

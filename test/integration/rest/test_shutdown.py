@@ -17,12 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def own_server():
-    w = wl.Warren()
-    try:
-        w.start()
-    except wl.WarrenError as e:
-        w.cleanup()
-        pytest.fail(str(e), pytrace=False)
+    w = wl.start_or_fail(wl.Warren())
     yield w
     w.stop()
     w.cleanup()

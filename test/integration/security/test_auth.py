@@ -10,7 +10,6 @@ concern `make run`. Real clients: requests, pika, py-amqp, and the warrenctl bin
                the cross-tenant matrix checks that alice can do nothing in tb
 """
 
-import base64
 import os
 import statistics
 import subprocess
@@ -62,12 +61,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def srv():
-    w = wl.Warren(shards=2, extra_args=["--auth", "required", "--store", "memory"])
-    try:
-        w.start()
-    except wl.WarrenError as e:
-        w.cleanup()
-        pytest.fail(str(e), pytrace=False)
+    w = wl.start_or_fail(wl.Warren(shards=2,
+                                   extra_args=["--auth", "required", "--store", "memory"]))
     s = Server(w)
     s.ok("tenant", "add", "ta")
     s.ok("tenant", "add", "tb")

@@ -37,20 +37,11 @@ SLACK = 3.0
 
 
 def start(extra=()):
-    w = wl.Warren(extra_args=list(extra))
-    try:
-        w.start()
-    except wl.WarrenError as e:
-        w.cleanup()
-        pytest.fail(str(e), pytrace=False)
-    return w
+    return wl.start_or_fail(wl.Warren(extra_args=list(extra)))
 
 
 def stop(w):
-    rc = w.stop()
-    tail = w.log_tail()
-    w.cleanup()
-    assert rc == 0, "warrend exit status %r\n%s" % (rc, tail)
+    wl.stop_and_check(w)
 
 
 @pytest.fixture

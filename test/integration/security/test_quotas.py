@@ -6,7 +6,6 @@ with --store rocksdb.
 
 Each test uses its own tenant (tq_<key>) next to the free tenant "tfree".
 """
-import os
 import time
 import uuid
 
@@ -21,14 +20,8 @@ amqp = pytest.importorskip("amqp")
 
 
 def start(extra=(), data_dir=None):
-    w = wl.Warren(shards=2, data_dir=data_dir,
-                  extra_args=["--auth", "required"] + list(extra))
-    try:
-        w.start()
-    except wl.WarrenError as e:
-        w.cleanup()
-        pytest.fail(str(e), pytrace=False)
-    return w
+    return wl.start_or_fail(wl.Warren(shards=2, data_dir=data_dir,
+                                      extra_args=["--auth", "required"] + list(extra)))
 
 
 @pytest.fixture(scope="module")
