@@ -356,6 +356,22 @@ def test_pipelined_requests_split_anywhere(serve):
     assert bodies == list(range(120))
 
 
+def test_overlong_lines_get_431(serve):
+    """A header line over evhtp's 8 KiB gets a 431 JSON answer; so does a line
+    that never ends: the gate (which holds a partial line) lets it through
+    past 16 KiB for evhtp to refuse, instead of buffering it for ever."""
+    server = serve()
+    for data in (b"GET /v2/ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n",
+                 b"GET /v2/" + b"a" * 20000):
+        s = raw(server.http_port)
+        s.sendall(data)
+        got = read_responses(s, 1)
+        s.close()
+        assert got[0][0] == 431, got
+        assert "title" in json.loads(got[0][1]), got
+    ping(server)
+
+
 # --- latency isolation ------------------------------------------------------
 
 
