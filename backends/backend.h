@@ -17,12 +17,13 @@
 #ifndef WR_BACKEND_H
 #define WR_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../core/err.h"
 
-#define WR_STORE_ABI 1u
+#define WR_STORE_ABI 2u
 
 typedef struct wr_store wr_store_t;
 typedef uint64_t wr_qid_t;
@@ -77,6 +78,11 @@ typedef int (*wr_store_meta_visit_cb)(void *arg, wr_bytes_t key, wr_bytes_t val)
 
 typedef struct wr_store_stats {
     uint64_t writes, syncs, bytes_written, keys;
+    /* The storage engine's own count of log writes and log syncs (RocksDB's
+     * DB stats), a check on writes/syncs from below: engine_wal is false
+     * when the store has no such engine or could not read it. */
+    bool engine_wal;
+    uint64_t wal_writes, wal_syncs;
 } wr_store_stats_t;
 
 typedef struct wr_store_ops {

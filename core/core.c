@@ -213,7 +213,8 @@ void wr_core_store_counters(const wr_core_t *core, wr_store_counters_t *out)
 
     if (core->store && core->store->ops->stats)
         core->store->ops->stats(core->store, &st);
-    *out = (wr_store_counters_t){st.writes, st.syncs, st.bytes_written, st.keys};
+    *out = (wr_store_counters_t){st.writes,     st.syncs,      st.bytes_written, st.keys,
+                                 st.engine_wal, st.wal_writes, st.wal_syncs};
 }
 
 /* ------------------------------------------------------------------------ */

@@ -139,6 +139,10 @@ typedef struct wr_store_counters {
     uint64_t syncs;         /* fsyncs done: well below writes with group commit */
     uint64_t bytes_written;
     uint64_t keys;          /* estimate */
+    /* The engine's own log counters (RocksDB's DB stats); only when
+     * engine_wal is true. */
+    bool engine_wal;
+    uint64_t wal_writes, wal_syncs;
 } wr_store_counters_t;
 void wr_core_store_counters(const wr_core_t *core, wr_store_counters_t *out /* OUT */);
 

@@ -99,6 +99,7 @@
 #include <rocksdb/c.h>
 
 #include "../../core/log.h"
+#include "walstats.h"
 
 #define FORMAT_KEY "warren-format"
 #define FORMAT_VERSION "1"
@@ -172,6 +173,8 @@ typedef struct rdb_store {
     atomic_int full;
 
     atomic_uint_fast64_t writes, syncs, bytes_written;
+    wr_store_rdb_wal_t wal; /* RocksDB's own WAL counters (walstats.h) */
+    unsigned wal_groups;    /* writer: groups since wal was last read */
 } rdb_store_t;
 
 /* ------------------------------------------------------------------------ */
@@ -335,7 +338,9 @@ static dir_state_t dir_state(const char *path)
  *   store. Not RocksDB's default, point-in-time recovery, which stops the
  *   replay at the first bad record anywhere and opens without everything
  *   after it: a scribble in the middle of a WAL started warrend silently
- *   short of the messages written after it. No repair, ever. */
+ *   short of the messages written after it. No repair, ever.
+ * - no periodic stats dump: it would only print to the silent LOG, and it
+ *   reads "rocksdb.dbstats", whose interval counters walstats.c sums. */
 static void opts_init(rdb_store_t *s)
 {
     rocksdb_options_t *base = rocksdb_options_create();
@@ -356,6 +361,7 @@ static void opts_init(rdb_store_t *s)
     rocksdb_options_set_info_log_level(s->dbo, 5 /* HEADER_LEVEL */);
     rocksdb_options_set_keep_log_file_num(s->dbo, 2);
     rocksdb_options_set_wal_recovery_mode(s->dbo, rocksdb_tolerate_corrupted_tail_records_recovery);
+    rocksdb_options_set_stats_dump_period_sec(s->dbo, 0);
 
     s->cache = rocksdb_cache_create_lru(32u << 20);
     s->bbto = rocksdb_block_based_options_create();
@@ -666,6 +672,8 @@ static void try_reopen(rdb_store_t *s, uint64_t now)
     if (s->space_full || !room_to_open(s->path, WR_LOG_DEBUG))
         return;
     pthread_rwlock_wrlock(&s->dblock);
+    if (s->db) /* its counts so far; the reopened DB starts from zero */
+        wr_store_rdb_wal_read(&s->wal, s->db);
     db_close(s);
     /* Only the first failure of a streak is worth a line at WARN. */
     err = db_open(s, s->reopen_fails ? WR_LOG_DEBUG : WR_LOG_WARN);
@@ -753,6 +761,10 @@ static void run_group(rdb_store_t *s, pend_t *g)
             applied = 0;
         } else if (sync) {
             atomic_fetch_add_explicit(&s->syncs, 1, memory_order_relaxed);
+        }
+        if (++s->wal_groups >= WR_STORE_RDB_WAL_EVERY) {
+            s->wal_groups = 0;
+            wr_store_rdb_wal_read(&s->wal, s->db);
         }
         rocksdb_writebatch_data(s->wb, &wbsize);
         /* clear() keeps the buffer; don't keep a huge one around. */
@@ -850,6 +862,7 @@ static void store_free(rdb_store_t *s)
     pthread_rwlock_destroy(&s->dblock);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    wr_store_rdb_wal_fini(&s->wal);
     free(s->dir);
     free(s->path);
     free(s->tmp);
@@ -887,6 +900,7 @@ static wr_err_t rdb_open(const wr_store_cfg_t *cfg, wr_store_t **out)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
+    wr_store_rdb_wal_init(&s->wal);
     opts_init(s);
     s->wb = rocksdb_writebatch_create();
 
@@ -1202,7 +1216,12 @@ static void rdb_stats(wr_store_t *st, wr_store_stats_t *out)
         if (rocksdb_property_int_cf(s->db, s->cf[i], "rocksdb.estimate-num-keys", &v) == 0)
             out->keys += v;
     }
+    /* RocksDB's own WAL counts. The read holds the DB mutex for a few
+     * microseconds (a writer takes it only after a sync), once per call. */
+    if (s->db)
+        wr_store_rdb_wal_read(&s->wal, s->db);
     pthread_rwlock_unlock(&s->dblock);
+    out->engine_wal = wr_store_rdb_wal_get(&s->wal, &out->wal_writes, &out->wal_syncs);
 }
 
 static int rdb_full(wr_store_t *st)

@@ -189,11 +189,23 @@ static void store_metrics(wr_rest_buf_t *b, const wr_core_t *core)
     head(b, "warren_store_writes_total", "counter", "Write batches the store applied.");
     wr_rest_buf_fmt(b, "warren_store_writes_total %llu\n", (unsigned long long)st.writes);
     head(b, "warren_store_syncs_total", "counter",
-         "Syncs to disk (one covers every write pending at that moment).");
+         "Synced store writes, one covering every write pending at that moment (the memory "
+         "store, which has no disk, counts the writes that asked for a sync).");
     wr_rest_buf_fmt(b, "warren_store_syncs_total %llu\n", (unsigned long long)st.syncs);
     head(b, "warren_store_written_bytes_total", "counter", "Bytes the store wrote.");
     wr_rest_buf_fmt(b, "warren_store_written_bytes_total %llu\n",
                     (unsigned long long)st.bytes_written);
+    /* Only when the engine keeps its own count: never a made-up zero. */
+    if (st.engine_wal) {
+        head(b, "warren_store_rocksdb_wal_writes_total", "counter",
+             "WAL writes as RocksDB counts them (its DB stats): one per write group.");
+        wr_rest_buf_fmt(b, "warren_store_rocksdb_wal_writes_total %llu\n",
+                        (unsigned long long)st.wal_writes);
+        head(b, "warren_store_rocksdb_wal_syncs_total", "counter",
+             "WAL syncs (fdatasync) as RocksDB counts them (its DB stats).");
+        wr_rest_buf_fmt(b, "warren_store_rocksdb_wal_syncs_total %llu\n",
+                        (unsigned long long)st.wal_syncs);
+    }
     head(b, "warren_store_keys", "gauge", "Keys in the store (an estimate).");
     wr_rest_buf_fmt(b, "warren_store_keys %llu\n", (unsigned long long)st.keys);
     head(b, "warren_store_full", "gauge",

@@ -7,17 +7,20 @@ connections that survive a broker restart, and the ledger the crash tests keep.
   has_flag(name)     warrend --help lists --name
   amqp_connect()     a pika BlockingConnection, retried until the broker accepts
   wait_for(pred)     poll a condition (never a bare sleep as synchronization)
+  store_counters(w)  the unlabelled warren_store_* samples of w's GET /metrics
   Ledger             what clients saw: published, confirmed, delivered, acked; the checks
 """
 
 import contextlib
 import functools
 import logging
+import re
 import subprocess
 import threading
 import time
 
 import pika
+import requests
 
 import warren as wl
 
@@ -95,6 +98,16 @@ def wait_for(pred, timeout, what, interval=0.05):
             return v
         time.sleep(interval)
     raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+_STORE_SAMPLE = re.compile(r"^(warren_store_[a-z_]+) (\d+)$", re.M)
+
+
+def store_counters(w):
+    """{name: int} of the store's series in w's /metrics (they have no labels)."""
+    r = requests.get(w.url + "/metrics", timeout=10)
+    assert r.status_code == 200, wl.describe(r)
+    return {m.group(1): int(m.group(2)) for m in _STORE_SAMPLE.finditer(r.text)}
 
 
 class Ledger:

@@ -233,6 +233,11 @@ Test(rocksdb, group_commit_shares_fsyncs)
     cr_assert_lt(s.syncs * 2, s.writes, "syncs=%llu writes=%llu: no group commit",
                  (unsigned long long)s.syncs, (unsigned long long)s.writes);
     cr_assert_eq(s.bytes_written, GC_THREADS * GC_WRITES * 17);
+    /* RocksDB's own count agrees: one WAL write per group, one sync each. */
+    cr_assert(s.engine_wal);
+    cr_assert_eq(s.wal_syncs, s.syncs, "rocksdb wal_syncs=%llu ours=%llu",
+                 (unsigned long long)s.wal_syncs, (unsigned long long)s.syncs);
+    cr_assert_eq(s.wal_writes, s.syncs);
     for (wr_qid_t q = 100; q < 100 + GC_THREADS; q++)
         cr_assert_eq(count_msgs(st, q, c), GC_WRITES);
     free(c);
@@ -247,6 +252,28 @@ Test(rocksdb, fsync_never_never_syncs)
     st->ops->stats(st, &s);
     cr_assert_eq(s.writes, GC_THREADS * GC_WRITES);
     cr_assert_eq(s.syncs, 0);
+    cr_assert(s.engine_wal);
+    cr_assert_gt(s.wal_writes, 0);
+    cr_assert_eq(s.wal_syncs, 0, "rocksdb synced %llu times", (unsigned long long)s.wal_syncs);
+}
+
+/* RocksDB prints its counts rounded from 10000 on ("12K"): the store reads
+ * them often enough on its writer thread that the sum stays exact. */
+Test(rocksdb, engine_wal_counts_stay_exact)
+{
+    wr_store_stats_t s;
+    wr_store_op_t p = op_put(1, 1, "v");
+    const unsigned n = 12345;
+
+    cr_assert_eq(open_with(WR_FSYNC_BATCH, 0), WR_OK);
+    for (unsigned i = 0; i < n; i++)
+        cr_assert_eq(write_wait(st, &p, 1, WR_DUR_WAL), WR_OK);
+    cr_assert_eq(write_wait(st, &p, 1, WR_DUR_SYNC), WR_OK);
+    st->ops->stats(st, &s);
+    cr_assert(s.engine_wal);
+    cr_assert_eq(s.wal_writes, n + 1, "wal_writes=%llu", (unsigned long long)s.wal_writes);
+    cr_assert_eq(s.wal_syncs, 1);
+    cr_assert_eq(s.syncs, 1);
 }
 
 Test(rocksdb, fsync_batch_and_always)
