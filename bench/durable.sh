@@ -13,9 +13,11 @@
 # Both brokers keep their data under /tmp, on the same disk (not tmpfs);
 # warren runs with its default fsync policy (batch: a confirm waits for the
 # group's fdatasync). Every run also counts the broker's fsync + fdatasync
-# calls with `perf stat` on syscall tracepoints (same method for both; warren
-# does not export store stats in /metrics yet), so syncs/s and syncs per
-# message come from the kernel, not from the brokers' own counters.
+# calls with `perf stat` on syscall tracepoints (same method for both), so
+# syncs/s and syncs per message come from the kernel, not from the brokers'
+# own counters. For warren, the WAL syncs RocksDB itself counted
+# (warren_store_rocksdb_wal_syncs_total in GET /metrics, scraped before and
+# after each run) are reported beside them.
 #
 # Env: RUNS (3; QUICK: 1), CASES ("P1 P4 R"), WARREND (a binary instead of
 # building one in Release with bench/lib.sh), REV, WARREN_ARGS (more warrend
@@ -41,7 +43,7 @@ say() { echo "durable.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-WARREN_PID=""; RABBITMQ_RUN=""
+WARREN_PID=""; RABBITMQ_RUN=""; RABBITMQ_PID=""
 bench_traps
 
 build_amqp_bench
@@ -78,10 +80,15 @@ add_rabbitmq
   echo "uptime at start: $(uptime)"
   [ -n "$WARREN_PID" ] && echo "warren: $(warren_desc); --store rocksdb ${WARREN_ARGS:-} (data $TMP/warren-data)"
   [ -n "$RABBITMQ_PID" ] && echo "rabbitmq: rabbitmq-server $RABBITMQ_VERSION (Debian), private node, default config (classic queues), data $RABBITMQ_RUN"
-  echo "client: amqp-bench ($BENCH_SRC); syncs: perf stat -e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync -p BROKER"
+  echo "client: amqp-bench ($BENCH_SRC); syncs: perf stat -e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync -p BROKER; warren also: warren_store_rocksdb_wal_syncs_total from GET /metrics before and after each run"
   echo "runs: $RUNS, cases $CASES$([ "$QUICK" = 1 ] && echo ', QUICK (small counts)')"
 } > "$OUT/meta.txt"
 cat "$OUT/meta.txt" >&2
+
+# warren's store series (warren_store_*), for the delta over a run.
+scrape_store() {  # file
+  curl -s -m 10 "$WARREN_URL/metrics" | grep '^warren_store_' > "$1" || true
+}
 
 # One case on one broker: amqp-bench under a perf count of the broker's syncs.
 run_case() {  # broker case run
@@ -96,18 +103,27 @@ run_case() {  # broker case run
     -o "$RAW/$tag.perf" &
   local perf_pid=$!
   sleep 0.5   # perf attaches
+  [ "$b" = warren ] && scrape_store "$RAW/$tag.store0"
   # shellcheck disable=SC2046
   if ! "$AMQP_BENCH" --port "$port" --queue "$q" --delete-queue-after --count "$(count_of "$c")" \
        $(args_of "$c") --broker-pid "$pid" --json > "$RAW/$tag.json" 2> "$RAW/$tag.err"; then
     failed=$((failed + 1)); say "$tag failed (see $RAW/$tag.err)"
   fi
+  [ "$b" = warren ] && scrape_store "$RAW/$tag.store1"
   kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
-  $PY - "$RAW/$tag.json" "$RAW/$tag.perf" <<'EOF' >&2 || true
-import json, sys
+  $PY - "$RAW/$tag.json" "$RAW/$tag.perf" "$RAW/$tag.store0" "$RAW/$tag.store1" <<'EOF' >&2 || true
+import json, os, sys
 r = json.loads(open(sys.argv[1]).read() or "{}")
 syncs = sum(int(l.split(",")[0]) for l in open(sys.argv[2]) if l[:1].isdigit())
-print("    consumed %.0f msg/s, confirmed %.0f msg/s, %d syncs, %s" % (
-    r.get("consume_rate", 0), r.get("publish_rate", 0), syncs, r.get("status")))
+def store(path):
+    if not os.path.exists(path):
+        return {}
+    return {l.split()[0]: float(l.split()[1]) for l in open(path) if len(l.split()) == 2}
+s0, s1 = store(sys.argv[3]), store(sys.argv[4])
+name = "warren_store_rocksdb_wal_syncs_total"
+rocks = ", RocksDB counted %d WAL syncs" % (s1[name] - s0[name]) if name in s0 and name in s1 else ""
+print("    consumed %.0f msg/s, confirmed %.0f msg/s, %d syncs%s, %s" % (
+    r.get("consume_rate", 0), r.get("publish_rate", 0), syncs, rocks, r.get("status")))
 EOF
 }
 
