@@ -1,11 +1,15 @@
 """What reaches the disk, as GET /metrics counts it (issue 4, items 1-3 and 7):
 
-- group commit: concurrent confirmed persistent publishes share syncs, by
-  warren's own count and by RocksDB's (warren_store_rocksdb_wal_syncs_total,
-  from its DB stats); with --fsync never nothing is synced at all;
+- group commit: concurrent confirmed persistent publishes, and concurrent
+  REST posts, share syncs, by warren's own count and by RocksDB's
+  (warren_store_rocksdb_wal_syncs_total, from its DB stats); with --fsync
+  never nothing is synced at all;
 - transient messages never touch the disk: non-persistent AMQP messages on a
   durable queue, persistent ones on a transient queue and REST messages on a
   non-durable queue, published and consumed, write nothing;
+- a REST queue is durable by its "_durable" flag, else by the server default
+  (--rest-durable, true unless set): stored and back after a kill -9, or
+  never written and gone;
 - a message's TTL counts from its publish, across a kill -9 and restart;
 - a consumed head acked at once (one multiple ack: the core writes it as one
   range delete) stays acked across a kill -9.
@@ -18,6 +22,7 @@ import time
 
 import pika
 import pytest
+import requests
 
 import durlib as dl
 import warren as wl
@@ -90,6 +95,44 @@ def test_concurrent_confirmed_publishes_share_syncs(broker):
     assert wal_writes >= syncs["warren_store_rocksdb_wal_syncs_total"]
     with dl.amqp_channel(w.amqp_port) as ch:
         assert ch.queue_declare("gc", passive=True).method.message_count == n
+
+
+def test_concurrent_rest_posts_share_syncs(broker):
+    """A 201 waits for its sync; posts in flight together share one."""
+    w = broker
+    api = wl.Api(w.url)
+    api.create_queue("rest-gc", {"_durable": True})
+    start = threading.Barrier(PUBLISHERS)
+    created = []
+    errors = []
+
+    def post(n):
+        try:
+            with requests.Session() as s:
+                start.wait(10)
+                for i in range(EACH):
+                    r = s.post(api.url("/v2/queues/rest-gc/messages"), headers=api.headers(),
+                               json={"messages": [{"body": [n, i]}]}, timeout=30)
+                    assert r.status_code == 201, wl.describe(r)
+                    created.append(1)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    before = dl.store_counters(w)
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(PUBLISHERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    after = dl.store_counters(w)
+    assert not errors, errors
+    n = len(created)
+    assert n == PUBLISHERS * EACH
+    syncs = {name: delta(before, after, name) for name in SYNCS}
+    print("%d REST posts answered 201: %r" % (n, syncs))
+    for name, s in syncs.items():
+        assert 0 < s < n, (name, s, n)
+    assert api.stats("rest-gc")["total"] == n
 
 
 @pytest.mark.parametrize("broker", [["--fsync", "never"]], indirect=True, ids=["never"])
@@ -210,3 +253,29 @@ def test_a_consumed_head_acked_at_once_stays_acked_after_a_kill(broker):
                 break
             back.append((int(body), m.redelivered))
     assert back == [(i, True) for i in range(60, 100)]
+
+
+@pytest.mark.parametrize("broker", [[], ["--rest-durable", "false"]], indirect=True,
+                         ids=["default", "rest-durable-false"])
+def test_rest_queues_follow_their_flag_then_the_server_default(broker):
+    w = broker
+    default_durable = "--rest-durable" not in w.extra_args
+    api = wl.Api(w.url)
+    api.create_queue("plain")  # no "_durable": the server default decides
+    api.create_queue("flagged", {"_durable": not default_durable})
+    kept = {"plain": default_durable, "flagged": not default_durable}
+    for q, durable in kept.items():
+        r = api.get("/v2/queues/" + q)
+        assert r.status_code == 200, wl.describe(r)
+        # GET shows "_durable" only when the metadata set it.
+        assert r.json().get("_durable") is (durable if q == "flagged" else None), (q, r.json())
+        before = dl.store_counters(w)
+        api.post_bodies(q, ["a", "b", "c"])
+        wrote = delta(before, dl.store_counters(w), "warren_store_writes_total")
+        assert (wrote > 0) == durable, (q, wrote)
+    w.kill()
+    w.start()
+    for q, durable in kept.items():
+        c = api.claim(q, limit=10)
+        got = [m["body"] for m in c.json()["messages"]] if c.status_code == 201 else []
+        assert got == (["a", "b", "c"] if durable else []), (q, wl.describe(c))
