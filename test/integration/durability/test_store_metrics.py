@@ -3,7 +3,8 @@
 - group commit: concurrent confirmed persistent publishes, and concurrent
   REST posts, share syncs, by warren's own count and by RocksDB's
   (warren_store_rocksdb_wal_syncs_total, from its DB stats); with --fsync
-  never nothing is synced at all;
+  never nothing is synced at all; acknowledgements are synced only with
+  --fsync always;
 - transient messages never touch the disk: non-persistent AMQP messages on a
   durable queue, persistent ones on a transient queue and REST messages on a
   non-durable queue, published and consumed, write nothing;
@@ -151,6 +152,29 @@ def test_fsync_never_syncs_nothing(broker):
     w.start()
     with dl.amqp_channel(w.amqp_port) as ch:
         assert ch.queue_declare("unsynced", durable=True).method.message_count == n
+
+
+@pytest.mark.parametrize("broker", [[], ["--fsync", "always"]], indirect=True,
+                         ids=["batch", "always"])
+def test_acks_are_synced_only_with_fsync_always(broker):
+    """--fsync batch: acknowledgements (deletes) and delivery marks go to the
+    WAL and wait for the next synced write; always: they are synced too."""
+    w = broker
+    always = "always" in w.extra_args
+    with dl.amqp_channel(w.amqp_port) as ch:
+        ch.confirm_delivery()
+        ch.queue_declare("acked", durable=True)
+        for i in range(20):
+            ch.basic_publish("", "acked", b"%d" % i, PERSISTENT, mandatory=True)
+        before = dl.store_counters(w)
+        for _ in range(20):
+            m, _, _ = ch.basic_get("acked", auto_ack=False)
+            ch.basic_ack(m.delivery_tag)
+        assert ch.queue_declare("acked", passive=True).method.message_count == 0
+    after = dl.store_counters(w)
+    assert delta(before, after, "warren_store_writes_total") > 0
+    for name in SYNCS:
+        assert (delta(before, after, name) > 0) == always, (name, delta(before, after, name))
 
 
 WRITES = ("warren_store_writes_total", "warren_store_syncs_total",
