@@ -5,7 +5,8 @@
  * States: HEAD (lines pass; a blank line after at least one line ends the
  * head) -> WAIT (nothing passes until evhtp has parsed that head) -> BODY
  * (Content-Length bytes pass) or CHUNKED (all passes until the request
- * completes) -> HEAD.
+ * completes) -> HEAD. From a head's blank line until evhtp has finished
+ * that request the gate is `busy`, and HEAD passes nothing.
  *
  * Mechanics. The gate takes the socket bufferevent's callbacks and calls
  * evhtp's. A bufferevent's input buffer is frozen at its end (only the
@@ -15,11 +16,19 @@
  * go to `held`. Not a libevent filter bufferevent: behind a filter evhtp
  * would see its output as written once it reached the filter, and free a
  * closing connection with its last answer still unsent.
+ *
+ * Writing an answer at once (`direct`, plain sockets only) does what
+ * libevent's own write would do a turn later: write, and once the output
+ * is empty drop the write event (with epoll's changelist that cancels the
+ * add evhtp's reply queued in this turn: no system call) and call evhtp's
+ * write callback, which finishes the request.
  */
 #include "gate.h"
 
 #include <event2/buffer.h>
+#include <errno.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -28,10 +37,12 @@
 #include "rest_int.h"
 
 #define GATE_LINE_MAX (16u << 10) /* twice evhtp's own limit on a line */
+#define GATE_HELD_MAX (64u << 10) /* waiting behind a busy request: reading stops */
 
 typedef enum { G_HEAD, G_WAIT, G_BODY, G_CHUNKED } gstate_t;
 
 struct wr_rest_gate {
+    evhtp_connection_t *conn;
     struct bufferevent *bev;
     struct evbuffer *held, *tmp;
     struct evbuffer_cb_entry *watch;
@@ -44,6 +55,13 @@ struct wr_rest_gate {
     wr_rest_gate_kick_fn kick_fn;
     void *kick_arg;
     gstate_t state;
+    bool busy;      /* a request passed and evhtp has not finished it */
+    bool holding;   /* wr_rest_gate_hold: that request is being answered */
+    bool chunked;   /* that request's body passed as it came */
+    bool direct;    /* plain socket: the kick writes answers out */
+    bool throttled; /* the gate turned reading off: too much is held */
+    bool eof;       /* the client's end of input, told to evhtp when not busy */
+    bool in_kick, freed; /* a free inside the kick waits for its end */
     uint32_t head_lines; /* lines of the current head passed so far */
     uint64_t body_left;
     int64_t held_since_ms;
@@ -76,10 +94,25 @@ static size_t head_bytes(wr_rest_gate_t *g, struct evbuffer *src)
         } else if (g->head_lines > 0) { /* the blank line: the head is whole */
             g->head_lines = 0;
             g->state = G_WAIT;
+            g->busy = true;
             return off;
         } /* else: an empty line before a request, which the parser skips */
     }
     return off;
+}
+
+/* A client that sends far ahead of its answers waits in its socket. */
+static void throttle(wr_rest_gate_t *g)
+{
+    size_t n = evbuffer_get_length(g->held);
+
+    if (!g->throttled && n >= GATE_HELD_MAX) {
+        g->throttled = true;
+        bufferevent_disable(g->bev, EV_READ);
+    } else if (g->throttled && n < GATE_HELD_MAX / 2) {
+        g->throttled = false;
+        bufferevent_enable(g->bev, EV_READ);
+    }
 }
 
 /* Moves new input to `held`, then what may pass back behind `given`. */
@@ -111,7 +144,7 @@ static size_t pass(wr_rest_gate_t *g)
                 g->state = G_HEAD;
             break;
         case G_HEAD:
-            take = head_bytes(g, g->held);
+            take = g->busy ? 0 : head_bytes(g, g->held);
             break;
         case G_WAIT:
             break;
@@ -129,6 +162,7 @@ static size_t pass(wr_rest_gate_t *g)
         g->held_since_ms = 0;
     else if (moved > 0 || g->held_since_ms == 0)
         g->held_since_ms = wr_now_mono_ms();
+    throttle(g);
     return moved;
 }
 
@@ -165,11 +199,59 @@ static void gate_write(struct bufferevent *bev, void *arg)
     g->ev_write(bev, g->ev_arg);
 }
 
+/*
+ * Whether the connection's end of input should wait: a request is being
+ * answered, or the rest of a body waits for the next pass.
+ */
+static bool in_request(const wr_rest_gate_t *g)
+{
+    return g->holding || (g->state == G_BODY && evbuffer_get_length(g->held) > 0);
+}
+
+/*
+ * While a request is answered, reading stays on, so its end and its idle
+ * timeout come now: evhtp would free the connection and the answer with
+ * it. The end waits until evhtp has finished what passed (on_kick tells
+ * it then); a read timeout does not count while the client waits on us.
+ * A request cut short (its body not all there) gets both at once.
+ */
 static void gate_event(struct bufferevent *bev, short what, void *arg)
 {
     wr_rest_gate_t *g = arg;
 
+    if (in_request(g) && (what & BEV_EVENT_READING) && (what & BEV_EVENT_EOF)) {
+        g->eof = true;
+        wr_rest_gate_kick(g); /* on_kick tells evhtp when the request is through */
+        return;
+    }
+    if (in_request(g) && (what & BEV_EVENT_READING) && (what & BEV_EVENT_TIMEOUT)) {
+        if (!g->throttled)
+            bufferevent_enable(bev, EV_READ);
+        return;
+    }
     g->ev_event(bev, what, g->ev_arg);
+}
+
+/* Writes out what evhtp queued, as libevent's write event would. */
+static void flush(wr_rest_gate_t *g)
+{
+    struct evbuffer *out = bufferevent_get_output(g->bev);
+    int n;
+
+    if (!g->direct || g->chunked || evbuffer_get_length(out) == 0 ||
+        !(bufferevent_get_enabled(g->bev) & EV_WRITE) ||
+        (g->conn->flags & (EVHTP_CONN_FLAG_PAUSED | EVHTP_CONN_FLAG_WAITING)))
+        return;
+    /* The socket bufferevent keeps its output's front frozen but for its
+     * own writes. Short, EAGAIN or an error: the write event, still armed,
+     * finishes the job or reports the error. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(g->bev));
+    evbuffer_freeze(out, 1);
+    if (n < 0 || evbuffer_get_length(out) > 0)
+        return;
+    event_del(&g->bev->ev_write);
+    g->ev_write(g->bev, g->ev_arg); /* may free the connection, and the gate */
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -179,13 +261,26 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    g->in_kick = true;
     if (g->kick_fn)
         g->kick_fn(g->kick_arg); /* may resume evhtp, which then reads its input itself */
-    moved = pass(g);
-    /* With reading off, evhtp is paused or waiting for its output to
-     * drain, and reads its input when it turns reading back on. */
-    if (moved > 0 && (bufferevent_get_enabled(g->bev) & EV_READ))
-        g->ev_read(g->bev, g->ev_arg);
+    if (!g->freed)
+        flush(g);
+    if (!g->freed) {
+        moved = pass(g);
+        /* A paused evhtp reads its input when it resumes; one waiting for
+         * its output to drain, when it has drained. */
+        if (moved > 0 && !(g->conn->flags & (EVHTP_CONN_FLAG_PAUSED | EVHTP_CONN_FLAG_WAITING)))
+            g->ev_read(g->bev, g->ev_arg);
+    }
+    if (!g->freed && g->eof && !in_request(g)) {
+        g->eof = false;
+        errno = 0; /* evhtp takes an EOF with errno EAGAIN for a spurious one */
+        g->ev_event(g->bev, BEV_EVENT_EOF | BEV_EVENT_READING, g->ev_arg);
+    }
+    g->in_kick = false;
+    if (g->freed)
+        wr_rest_gate_free(g);
 }
 
 int wr_rest_gate_new(evhtp_connection_t *conn, wr_rest_gate_t **out)
@@ -194,7 +289,9 @@ int wr_rest_gate_new(evhtp_connection_t *conn, wr_rest_gate_t **out)
 
     if (!g)
         return -1;
+    g->conn = conn;
     g->bev = conn->bev;
+    g->direct = conn->ssl == NULL;
     g->held = evbuffer_new();
     g->tmp = evbuffer_new();
     g->kick_ev = event_new(bufferevent_get_base(conn->bev), -1, 0, on_kick, g);
@@ -215,8 +312,14 @@ void wr_rest_gate_free(wr_rest_gate_t *g)
         return;
     if (g->watch)
         evbuffer_remove_cb_entry(bufferevent_get_input(g->bev), g->watch);
+    g->watch = NULL;
     if (g->ev_read) /* give evhtp its callbacks back */
         bufferevent_setcb(g->bev, g->ev_read, g->ev_write, g->ev_event, g->ev_arg);
+    g->ev_read = NULL;
+    if (g->in_kick) { /* on_kick frees it when it is done with it */
+        g->freed = true;
+        return;
+    }
     if (g->kick_ev)
         event_free(g->kick_ev);
     if (g->held)
@@ -232,8 +335,13 @@ void wr_rest_gate_headers(wr_rest_gate_t *g, evhtp_request_t *req)
     uint64_t len = evhtp_request_content_len(req);
 
     g->head_lines = 0;
+    g->chunked = false;
     if (te && strcasecmp(te, "identity") != 0) {
+        /* Passes as it comes: evhtp may get the next request with it, so
+         * this one is not held to (paused instead, by rest.c). */
         g->state = G_CHUNKED;
+        g->chunked = true;
+        g->busy = false;
     } else if (len > 0) {
         g->state = G_BODY;
         g->body_left = len;
@@ -252,6 +360,20 @@ void wr_rest_gate_complete(wr_rest_gate_t *g)
         g->head_lines = 0;
         wr_rest_gate_kick(g);
     }
+}
+
+bool wr_rest_gate_hold(wr_rest_gate_t *g)
+{
+    g->holding = !g->chunked;
+    return g->holding;
+}
+
+void wr_rest_gate_done(wr_rest_gate_t *g)
+{
+    g->busy = false;
+    g->holding = false;
+    if (!g->in_kick) /* else on_kick passes the next one itself */
+        wr_rest_gate_kick(g);
 }
 
 void wr_rest_gate_kick(wr_rest_gate_t *g)

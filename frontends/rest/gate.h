@@ -21,11 +21,23 @@
  *
  * Bytes that no whole line follows within GATE_LINE_MAX pass anyway
  * (evhtp refuses a line over 8 KiB before its end), so holding is bounded.
+ *
+ * It also keeps a connection to one request at a time: the next head
+ * waits at the gate until evhtp has finished the current request (its
+ * answer written, wr_rest_gate_done). So evhtp need not pause the
+ * connection while the core answers, and reading stays on: pausing and
+ * resuming cost two epoll_ctl calls per request. What waits is bounded
+ * (reading stops while too much does); an end of input or a read timeout
+ * while a request is answered reaches evhtp only once it is finished.
+ * On a plain socket the gate writes an answer out on its kick, in the
+ * turn it was made, instead of arming write interest for the next turn
+ * (two more epoll_ctl calls and a wake-up per request).
  */
 #ifndef WR_REST_GATE_H
 #define WR_REST_GATE_H
 
 #include <evhtp/evhtp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,9 +57,23 @@ void wr_rest_gate_headers(wr_rest_gate_t *g, evhtp_request_t *req);
 void wr_rest_gate_complete(wr_rest_gate_t *g);
 
 /*
- * On a later turn of the loop: pass what may pass, run fn(arg) (set with
- * wr_rest_gate_on_kick; NULL: nothing), and have evhtp read what passed.
- * For what must not run inside evhtp's parser.
+ * evhtp has a whole request to answer. Returns whether it came whole
+ * through the gate: then the next one waits here until wr_rest_gate_done,
+ * and so does the end of input. Otherwise (a chunked body, which passes as
+ * it comes) evhtp may hold the next one already and must be paused until
+ * the answer.
+ */
+bool wr_rest_gate_hold(wr_rest_gate_t *g);
+
+/* evhtp has finished the request that wr_rest_gate_holds_next held to
+ * (answered and written, or dropped). */
+void wr_rest_gate_done(wr_rest_gate_t *g);
+
+/*
+ * Later in this turn of the loop, outside evhtp: run fn(arg) (set with
+ * wr_rest_gate_on_kick; NULL: nothing), write out an answer evhtp has
+ * queued, pass what may pass and have evhtp read it. Kick after every
+ * answer, and for whatever must not run inside evhtp's parser.
  */
 void wr_rest_gate_kick(wr_rest_gate_t *g);
 void wr_rest_gate_on_kick(wr_rest_gate_t *g, wr_rest_gate_kick_fn fn, void *arg);

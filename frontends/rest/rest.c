@@ -10,16 +10,21 @@
  * start() posts the work and waits on a condition variable.
  *
  * Requests. evhtp parses; on_request() builds a wr_rest_req_t and calls
- * wr_rest_handle(). A response that needs the core pauses the evhtp request
- * (reads stop on that connection) and on_done() sends it and resumes.
- * A connection that evhtp frees while its request waits for the core is
- * marked dead; on_done() then only frees the adapter's state.
+ * wr_rest_handle(). An answer, inline or from the core later (on_done()),
+ * is queued with evhtp and the gate is kicked: later in the same turn it
+ * writes the answer out and evhtp finishes the request. A connection that
+ * evhtp frees while its request waits for the core is marked dead;
+ * on_done() then only frees the adapter's state.
  *
- * Pipelining. evhtp's parser returns after each request and parses the
- * next one only on a resume, which it ignores unless the connection is
- * paused: so an inline answer pauses too and resumes on the next turn (the
- * gate's kick). And evhtp's parser misreads input that ends inside a line,
- * so a gate (gate.c) feeds it whole lines and one head at a time.
+ * Pipelining. evhtp's parser misreads input that ends inside a line, so a
+ * gate (gate.c) feeds it whole lines, one request at a time: the next
+ * request waits at the gate until evhtp has finished the current one, so
+ * the connection is not paused while the core answers (reading stays on;
+ * pausing cost two epoll_ctl calls per request). A chunked body passes the
+ * gate as it comes, so after one evhtp may already hold the next request:
+ * then the request is paused for the core, and an inline answer pauses and
+ * resumes on the next turn (evhtp parses a pipelined request only on a
+ * resume, which it ignores unless the connection is paused).
  *
  * Limits. A body over max_body_bytes is refused with 413 and a JSON body
  * as soon as it is known: from Content-Length when the headers end, or
@@ -85,12 +90,14 @@ typedef struct rest_conn {
     evhtp_connection_t *conn;
     evhtp_request_t *req; /* the request being answered */
     bool pending;         /* wr_rest_handle() has not answered yet */
+    bool async;           /* answered by the core later: counted in srv.inflight */
     bool paused;          /* the evhtp request is paused for the core */
     bool dead;            /* evhtp freed the connection meanwhile */
     bool resume_due;      /* answered inline: resume evhtp on the gate's kick */
     wr_rest_gate_t *gate; /* NULL once evhtp let the connection go */
     uint32_t nheaders;
     evhtp_request_t *dispatched; /* handed to on_request, until its fini */
+    evhtp_request_t *held;       /* the next request waits at the gate until its fini */
     evhtp_request_t *partial;    /* the request being read, as the sweep saw it */
     int64_t partial_ms;          /* when the sweep first saw it */
     struct rest_conn *prev, *next;
@@ -343,6 +350,7 @@ static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
     if (rc->dispatched) {
         evhtp_request_unset_hook(rc->dispatched, evhtp_hook_on_request_fini);
         rc->dispatched = NULL;
+        rc->held = NULL;
     }
     wr_rest_gate_free(rc->gate);
     rc->gate = NULL;
@@ -447,8 +455,9 @@ static void on_done(void *arg, wr_rest_resp_t *resp)
 
     rc->pending = false;
     rc->paused = false;
-    if (was_paused)
+    if (rc->async)
         atomic_fetch_sub(&rc->sh->fe->srv.inflight, 1);
+    rc->async = false;
     if (rc->dead) {
         conn_free(rc);
         return;
@@ -478,6 +487,8 @@ static void on_done(void *arg, wr_rest_resp_t *resp)
     rc->req = NULL;
     if (was_paused)
         evhtp_request_resume(req); /* after the reply: evhtp's issue #86 */
+    else if (rc->gate)
+        wr_rest_gate_kick(rc->gate); /* write it out, then the next request */
 }
 
 /* A fixed JSON error, then the connection closes. */
@@ -512,6 +523,11 @@ static evhtp_res on_req_fini(evhtp_request_t *req, void *arg)
 
     if (rc->dispatched == req)
         rc->dispatched = NULL;
+    if (rc->held == req) {
+        rc->held = NULL;
+        if (rc->gate)
+            wr_rest_gate_done(rc->gate);
+    }
     return EVHTP_RES_OK;
 }
 
@@ -521,6 +537,7 @@ static void on_request(evhtp_request_t *req, void *arg)
     rest_conn_t *rc = req->conn->hooks ? req->conn->hooks->on_connection_fini_arg : NULL;
     wr_rest_req_t r = {0};
     size_t blen = evbuffer_get_length(req->buffer_in);
+    bool hold;
 
     if (!rc) { /* not accepted through on_accept: cannot happen */
         evhtp_send_reply(req, EVHTP_RES_SERVERR);
@@ -568,16 +585,25 @@ static void on_request(evhtp_request_t *req, void *arg)
     }
     rc->req = req;
     rc->pending = true;
+    /* The next request waits at the gate: no pause, reading stays on. */
+    hold = rc->gate && wr_rest_gate_hold(rc->gate);
+    rc->held = hold ? req : NULL;
     if (wr_rest_handle(&sh->fe->srv, sh->loop, &r, on_done, rc)) {
-        rc->paused = true;
+        rc->async = true;
         atomic_fetch_add(&sh->fe->srv.inflight, 1);
-        evhtp_request_pause(req);
+        if (!hold) {
+            rc->paused = true;
+            evhtp_request_pause(req);
+        }
         return;
     }
+    if (hold) /* answered inline: on_done kicked the gate */
+        return;
     /*
-     * Answered inline. evhtp's parser stops after each request and only a
-     * resume makes it parse a pipelined next one, but evhtp ignores a resume
-     * of a connection that is not paused: pause now, resume on the next turn.
+     * Answered inline after a chunked body. evhtp's parser stops after each
+     * request and only a resume makes it parse a pipelined next one, but
+     * evhtp ignores a resume of a connection that is not paused: pause now,
+     * resume on the next turn.
      */
     if (rc->gate && req->conn == rc->conn) {
         evhtp_request_pause(req);

@@ -356,6 +356,58 @@ def test_pipelined_requests_split_anywhere(serve):
     assert bodies == list(range(120))
 
 
+def test_half_closed_client_gets_every_answer(serve):
+    """A client that sends its requests and then shuts down its sending side
+    (printf ... | nc) gets every answer, a long-poll's included, then the
+    close. Reading stays on while the core answers, so the end of input
+    arrives while a request is still in flight."""
+    server = serve()
+    api = wl.Api(server.url)
+    api.create_queue("half")
+    body = json.dumps({"messages": [{"body": "one", "ttl": 300}]}).encode()
+    data = (request_bytes("POST", "/v2/queues/half/messages", api.project, api.client_id, body) +
+            request_bytes("GET", "/v2/queues/half/stats", api.project, api.client_id) +
+            request_bytes("POST", "/v2/queues/half/claims?wait=1", api.project, api.client_id,
+                          b'{"ttl": 60, "grace": 60}') +
+            request_bytes("POST", "/v2/queues/half/claims?wait=1", api.project, api.client_id,
+                          b'{"ttl": 60, "grace": 60}'))
+    s = raw(server.http_port)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = read_responses(s, 4)
+    assert [st for st, _ in got] == [201, 200, 201, 204]
+    assert json.loads(got[2][1])["messages"][0]["body"] == "one"
+    assert wait_eof(s, 5) is not None, "not closed after the last answer"
+    s.close()
+    # A body cut short by the end of input is no request: closed at once.
+    s = raw(server.http_port)
+    s.sendall(request_bytes("POST", "/v2/queues/half/messages", api.project, api.client_id,
+                            body)[:-5])
+    s.shutdown(socket.SHUT_WR)
+    assert wait_eof(s, 5) is not None, "a half-closed partial request kept the connection"
+    s.close()
+    ping(server)
+
+
+def test_idle_timeout_spares_a_long_poll(serve):
+    """--http-idle-timeout closes a connection that says nothing, not one
+    whose client waits on a long-poll longer than that."""
+    server = serve("--http-idle-timeout", "1")
+    api = wl.Api(server.url)
+    api.create_queue("patient")
+    s = raw(server.http_port)
+    t0 = time.monotonic()
+    s.sendall(request_bytes("POST", "/v2/queues/patient/claims?wait=3", api.project,
+                            api.client_id, b'{"ttl": 60, "grace": 60}'))
+    got = read_responses(s, 1)
+    took = time.monotonic() - t0
+    assert got[0][0] == 204, got
+    assert took >= 2.5, took
+    # Idle again after the answer: closed by the idle timeout.
+    assert wait_eof(s, 1 + SLACK) is not None, "the idle connection stayed open"
+    s.close()
+
+
 def test_overlong_lines_get_431(serve):
     """A header line over evhtp's 8 KiB gets a 431 JSON answer; so does a line
     that never ends: the gate (which holds a partial line) lets it through
