@@ -68,7 +68,11 @@ struct sock {
     struct event *wr;    /* EV_WRITE, added while the kernel's buffer is full */
     struct event *flush; /* zero timeout when output is added: writes next turn */
     struct event *timer;
+    struct event *tail;  /* reads what waits under the low watermark */
     int64_t armed; /* deadline the timer is armed for, INT64_MAX if not */
+    int64_t win_ms;      /* start of the window the input rate is measured over */
+    size_t win_bytes;    /* bytes read in it */
+    int lowat;           /* the socket's SO_RCVLOWAT */
     wr_amqp_conn_t *conn;
     SSL *ssl;            /* --amqps sockets */
     bool handshaking;    /* counted in amqp_fe.handshaking */
@@ -178,6 +182,7 @@ static void sock_close(sock_t *s)
     event_free(s->wr);
     event_free(s->flush);
     event_free(s->timer);
+    event_free(s->tail);
     evutil_closesocket(s->fd);
     wr__amqp_conn_detach(s->conn); /* the connection forgets s->out first */
     evbuffer_free(s->in);
@@ -194,6 +199,9 @@ static void set_reading(sock_t *s, bool on)
         event_add(s->rd, NULL);
     else
         event_del(s->rd);
+    /* Under SO_RCVLOWAT, what waited meanwhile may never signal. */
+    if (on && s->lowat > 1)
+        event_active(s->tail, EV_TIMEOUT, 1);
 }
 
 static void set_writing(sock_t *s, bool on)
@@ -314,14 +322,47 @@ static int read_into(struct evbuffer *in, evutil_socket_t fd)
     return RD_OK;
 }
 
+/*
+ * A publisher that streams faster than STREAM_BPMS wakes us only once
+ * LOWAT bytes wait (SO_RCVLOWAT), and what waits under that is read
+ * TAIL_MS after the last read. Waking the loop for every few frames cost
+ * both sides more than the work: the sender pays the wake-up in its send
+ * (S1, 1 producer at ~100k msg/s: 92k -> 132k msg/s, our CPU per message
+ * halved). Slower connections (RPC, S5's 10k msg/s) are read as they come.
+ */
+#define STREAM_BPMS 4096        /* bytes per ms: ~25k msg/s of 100 bytes */
+#define STREAM_WINDOW_MS 2      /* the rate is measured over this at least */
+#define STREAM_LOWAT (8u << 10) /* well under the input cap */
+#define STREAM_TAIL_MS 1
+
+static void pace(sock_t *s, evutil_socket_t fd, size_t n, int64_t now)
+{
+    static const struct timeval tail = {0, STREAM_TAIL_MS * 1000};
+
+    s->win_bytes += n;
+    if (now - s->win_ms >= STREAM_WINDOW_MS) {
+        int want = s->win_bytes / (size_t)(now - s->win_ms) >= STREAM_BPMS ? (int)STREAM_LOWAT : 1;
+
+        if (want != s->lowat && setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0)
+            s->lowat = want;
+        s->win_ms = now;
+        s->win_bytes = 0;
+    }
+    if (s->lowat > 1)
+        evtimer_add(s->tail, &tail);
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     sock_t *s = arg;
     int64_t now = wr_now_mono_ms();
+    size_t had = evbuffer_get_length(s->in);
     int r;
 
     (void)what;
     r = s->ssl ? wr__amqp_tls_read(s->ssl, s->in, WR_AMQP_IN_MAX) : read_into(s->in, fd);
+    if (r == RD_OK && !s->ssl)
+        pace(s, fd, evbuffer_get_length(s->in) - had, now);
     _Static_assert((int)WR_TLS_OK == RD_OK && (int)WR_TLS_EOF == RD_EOF &&
                        (int)WR_TLS_ERROR == RD_ERROR,
                    "tls.c and read_into answer alike");
@@ -396,6 +437,16 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sock_write(arg);
+}
+
+static void on_tail(evutil_socket_t fd, short what, void *arg)
+{
+    sock_t *s = arg;
+
+    (void)fd;
+    (void)what;
+    if (s->reading)
+        on_readable(s->fd, EV_READ, s);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -517,7 +568,9 @@ static void accept_sock(struct evconnlistener *lev, evutil_socket_t fd, struct s
     s->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, s);
     s->flush = evtimer_new(base, on_flush, s);
     s->timer = evtimer_new(base, on_timer, s);
-    if (!s->in || !s->out || !s->rd || !s->wr || !s->flush || !s->timer ||
+    s->tail = evtimer_new(base, on_tail, s);
+    s->lowat = 1;
+    if (!s->in || !s->out || !s->rd || !s->wr || !s->flush || !s->timer || !s->tail ||
         !evbuffer_add_cb(s->out, on_out, s))
         wr_panic(__FILE__, __LINE__, "out of memory");
     s->shard = sh;
