@@ -25,8 +25,8 @@
  */
 #include "gate.h"
 
-#include <event2/buffer.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_struct.h>
 #include <event2/event.h>
@@ -60,7 +60,7 @@ struct wr_rest_gate {
     bool chunked;   /* that request's body passed as it came */
     bool direct;    /* plain socket: the kick writes answers out */
     bool throttled; /* the gate turned reading off: too much is held */
-    bool eof;       /* the client's end of input, told to evhtp when not busy */
+    bool eof;       /* the client's end of input, told to evhtp once in_request() is over */
     bool in_kick, freed; /* a free inside the kick waits for its end */
     uint32_t head_lines; /* lines of the current head passed so far */
     uint64_t body_left;
