@@ -31,7 +31,8 @@
  * while a request is answered reaches evhtp only once it is finished.
  * On a plain socket the gate writes an answer out on its kick, in the
  * turn it was made, instead of arming write interest for the next turn
- * (two more epoll_ctl calls and a wake-up per request).
+ * (two more epoll_ctl calls and a wake-up per request), and reads the
+ * socket itself, without the FIONREAD ioctl before each libevent read.
  */
 #ifndef WR_REST_GATE_H
 #define WR_REST_GATE_H
