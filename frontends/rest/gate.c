@@ -57,11 +57,11 @@ struct wr_rest_gate {
     void *kick_arg;
     gstate_t state;
     bool busy;      /* a request passed and evhtp has not finished it */
-    bool holding;   /* wr_rest_gate_hold: that request is being answered */
     bool chunked;   /* that request's body passed as it came */
     bool direct;    /* plain socket: the kick writes answers out */
     bool throttled; /* the gate turned reading off: too much is held */
     bool eof;       /* the client's end of input, told to evhtp once in_request() is over */
+    evhtp_request_t *holding; /* wr_rest_gate_hold: being answered, the next waits */
     bool in_kick, in_read, freed; /* a free inside either waits for its end */
     event_callback_fn rd_cb; /* libevent's socket read, while ours stands in */
     void *rd_arg;
@@ -209,7 +209,7 @@ static void gate_write(struct bufferevent *bev, void *arg)
  */
 static bool in_request(const wr_rest_gate_t *g)
 {
-    return g->holding || (g->state == G_BODY && evbuffer_get_length(g->held) > 0);
+    return g->holding != NULL || (g->state == G_BODY && evbuffer_get_length(g->held) > 0);
 }
 
 /*
@@ -449,16 +449,18 @@ void wr_rest_gate_complete(wr_rest_gate_t *g)
     }
 }
 
-bool wr_rest_gate_hold(wr_rest_gate_t *g)
+bool wr_rest_gate_hold(wr_rest_gate_t *g, evhtp_request_t *req)
 {
-    g->holding = !g->chunked;
-    return g->holding;
+    g->holding = g->chunked ? NULL : req;
+    return g->holding != NULL;
 }
 
-void wr_rest_gate_done(wr_rest_gate_t *g)
+void wr_rest_gate_done(wr_rest_gate_t *g, evhtp_request_t *req)
 {
+    if (req != g->holding)
+        return;
     g->busy = false;
-    g->holding = false;
+    g->holding = NULL;
     if (!g->in_kick) /* else on_kick passes the next one itself */
         wr_rest_gate_kick(g);
 }

@@ -64,11 +64,11 @@ void wr_rest_gate_complete(wr_rest_gate_t *g);
  * it comes) evhtp may hold the next one already and must be paused until
  * the answer.
  */
-bool wr_rest_gate_hold(wr_rest_gate_t *g);
+bool wr_rest_gate_hold(wr_rest_gate_t *g, evhtp_request_t *req);
 
-/* evhtp has finished the request that wr_rest_gate_holds_next held to
- * (answered and written, or dropped). */
-void wr_rest_gate_done(wr_rest_gate_t *g);
+/* evhtp has finished req (answered and written, or dropped): if the gate
+ * held to it, the next request may pass. */
+void wr_rest_gate_done(wr_rest_gate_t *g, evhtp_request_t *req);
 
 /*
  * Later in this turn of the loop, outside evhtp: run fn(arg) (set with

@@ -97,7 +97,6 @@ typedef struct rest_conn {
     wr_rest_gate_t *gate; /* NULL once evhtp let the connection go */
     uint32_t nheaders;
     evhtp_request_t *dispatched; /* handed to on_request, until its fini */
-    evhtp_request_t *held;       /* the next request waits at the gate until its fini */
     evhtp_request_t *partial;    /* the request being read, as the sweep saw it */
     int64_t partial_ms;          /* when the sweep first saw it */
     struct rest_conn *prev, *next;
@@ -350,7 +349,6 @@ static evhtp_res on_conn_fini(evhtp_connection_t *conn, void *arg)
     if (rc->dispatched) {
         evhtp_request_unset_hook(rc->dispatched, evhtp_hook_on_request_fini);
         rc->dispatched = NULL;
-        rc->held = NULL;
     }
     wr_rest_gate_free(rc->gate);
     rc->gate = NULL;
@@ -523,11 +521,8 @@ static evhtp_res on_req_fini(evhtp_request_t *req, void *arg)
 
     if (rc->dispatched == req)
         rc->dispatched = NULL;
-    if (rc->held == req) {
-        rc->held = NULL;
-        if (rc->gate)
-            wr_rest_gate_done(rc->gate);
-    }
+    if (rc->gate)
+        wr_rest_gate_done(rc->gate, req);
     return EVHTP_RES_OK;
 }
 
@@ -586,8 +581,7 @@ static void on_request(evhtp_request_t *req, void *arg)
     rc->req = req;
     rc->pending = true;
     /* The next request waits at the gate: no pause, reading stays on. */
-    hold = rc->gate && wr_rest_gate_hold(rc->gate);
-    rc->held = hold ? req : NULL;
+    hold = rc->gate && wr_rest_gate_hold(rc->gate, req);
     if (wr_rest_handle(&sh->fe->srv, sh->loop, &r, on_done, rc)) {
         rc->async = true;
         atomic_fetch_add(&sh->fe->srv.inflight, 1);
