@@ -46,9 +46,26 @@ void wr_body_unref(wr_body_t *b)
     /* Release so our reads of the bytes happen before the free; acquire on
      * the last drop so the free sees every other holder's reads done. */
     old = atomic_fetch_sub_explicit(&b->refs, 1, memory_order_release);
-    if ((old & ~WR__BODY_IN_MSG) == 1) {
+    if ((old & ~WR__BODY_MARKS) == 1) {
         atomic_thread_fence(memory_order_acquire);
         /* A body copied into its message (core_int.h) frees the block. */
         free(old & WR__BODY_IN_MSG ? (void *)((char *)b - sizeof(wr__msg_t)) : (void *)b);
     }
+}
+
+wr_body_json_t wr_body_json(const wr_body_t *b)
+{
+    uint32_t refs = atomic_load_explicit(&b->refs, memory_order_relaxed);
+
+    if (refs & WR__BODY_JSON_YES)
+        return WR_BODY_JSON_YES;
+    return refs & WR__BODY_JSON_NO ? WR_BODY_JSON_NO : WR_BODY_JSON_UNKNOWN;
+}
+
+void wr_body_set_json(wr_body_t *b, bool is_json)
+{
+    /* Relaxed: the verdict is a fact about bytes that never change, so a
+     * reader that misses it only judges them again. */
+    atomic_fetch_or_explicit(&b->refs, is_json ? WR__BODY_JSON_YES : WR__BODY_JSON_NO,
+                             memory_order_relaxed);
 }

@@ -208,6 +208,10 @@ _Static_assert(sizeof(wr__msg_t) == 32, "keep messages small: see the size budge
 
 /* In a body's refs: the body lives inside a message block (see above). */
 #define WR__BODY_IN_MSG 0x80000000u
+/* ... and wr_body_json's verdict. The count below them has 29 bits. */
+#define WR__BODY_JSON_YES 0x40000000u
+#define WR__BODY_JSON_NO 0x20000000u
+#define WR__BODY_MARKS (WR__BODY_IN_MSG | WR__BODY_JSON_YES | WR__BODY_JSON_NO)
 /* Bodies this size or smaller (with properties) are copied into the
  * message of a queue that is their only holder: one allocation instead of
  * two, no separate header and pointer. */

@@ -69,7 +69,9 @@ static wr__msg_t *msg_make(wr_body_t *body, bool owned, bool may_inline, uint32_
     if (flags & WR__MSG_INLINE) {
         wr_body_t *in = (wr_body_t *)(void *)(m + 1);
         memcpy(in, body, blen);
-        atomic_init(&in->refs, 1u | WR__BODY_IN_MSG);
+        atomic_init(&in->refs, 1u | WR__BODY_IN_MSG |
+                                   (atomic_load_explicit(&body->refs, memory_order_relaxed) &
+                                    (WR__BODY_JSON_YES | WR__BODY_JSON_NO)));
         if (owned)
             wr_body_unref(body);
     } else {

@@ -71,6 +71,18 @@ static inline const uint8_t *wr_body_bytes(const wr_body_t *b)
     return b->data + b->props_len;
 }
 
+/*
+ * Whether the body is one JSON text, once someone has found out: a front
+ * end that embeds bodies in JSON answers (REST) would otherwise parse each
+ * body on every read. The front end that wrote the bytes as JSON marks
+ * them at once; any other body is judged on its first read and marked
+ * then. The mark is atomic, as a body is read from any thread; two threads
+ * judging the same bytes at once reach the same verdict.
+ */
+typedef enum { WR_BODY_JSON_UNKNOWN, WR_BODY_JSON_YES, WR_BODY_JSON_NO } wr_body_json_t;
+wr_body_json_t wr_body_json(const wr_body_t *b);
+void wr_body_set_json(wr_body_t *b, bool is_json);
+
 /* ------------------------------------------------------------------------ */
 /* Core lifecycle                                                           */
 

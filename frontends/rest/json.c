@@ -211,11 +211,18 @@ static bool is_json_text(const uint8_t *p, size_t n)
     return v != NULL;
 }
 
-void wr_rest_buf_body(wr_rest_buf_t *b, const uint8_t *p, size_t n)
+void wr_rest_buf_body(wr_rest_buf_t *b, wr_body_t *body)
 {
+    const uint8_t *p = wr_body_bytes(body);
+    size_t n = body->body_len;
+    wr_body_json_t known = wr_body_json(body);
     json_t *str;
 
-    if (is_json_text(p, n))
+    if (known == WR_BODY_JSON_UNKNOWN) {
+        known = is_json_text(p, n) ? WR_BODY_JSON_YES : WR_BODY_JSON_NO;
+        wr_body_set_json(body, known == WR_BODY_JSON_YES);
+    }
+    if (known == WR_BODY_JSON_YES)
         wr_rest_buf_put(b, p, n); /* kept as the bytes it is */
     else if ((str = json_stringn((const char *)p, n)) != NULL)
         put_jstring(b, str); /* UTF-8 text */

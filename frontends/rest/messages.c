@@ -72,7 +72,7 @@ void wr_rest_put_msg(wr_rest_buf_t *b, const wr_rest_call_t *c, const wr_msg_vie
     wr_rest_buf_puts(b, ", \"age\": ");
     wr_rest_buf_i64(b, age > 0 ? age : 0);
     wr_rest_buf_puts(b, ", \"body\": ");
-    wr_rest_buf_body(b, wr_body_bytes(m->body), m->body->body_len);
+    wr_rest_buf_body(b, m->body);
     if (pop) {
         /* Zaqar shows the popped message's earlier claim, which for a
          * message that can be popped is none or an expired one. */
@@ -367,6 +367,7 @@ void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
             .delay = WR_REST_DELAY_NONE,
             .delay_ms = -1,
         };
+        wr_body_set_json(pm->body, true); /* jansson's own encoding of a value */
         if (delay && (json_is_integer(delay) || json_is_boolean(delay))) {
             pm->delay = WR_REST_DELAY_INT;
             pm->delay_s = int_of(delay);

@@ -67,8 +67,9 @@ void wr_rest_buf_jstr(wr_rest_buf_t *b, const char *s, size_t n);
 /* Appends a message body as a JSON value: the bytes themselves when jansson
  * reads them as one JSON text (everything posted over REST), else a JSON
  * string of them when they are UTF-8, else a JSON string of their base64
- * (AMQP binaries). */
-void wr_rest_buf_body(wr_rest_buf_t *b, const uint8_t *p, size_t n);
+ * (AMQP binaries). The verdict is kept on the body (wr_body_json): jansson
+ * reads a body once, not at every read. */
+void wr_rest_buf_body(wr_rest_buf_t *b, wr_body_t *body);
 
 /* Appends s percent-encoded for a URL path or query value by libevent's
  * evhttp_uriencode (everything but A-Z a-z 0-9 - _ . ~ is escaped). */

@@ -427,3 +427,42 @@ Test(queue, shard_of_matches_owner)
         t_call_free(t_qdelete("tenant", name, 0));
     }
 }
+
+/* A front end's JSON verdict stays with the body through the queue: on a
+ * small body copied into its message and on a large one kept by
+ * reference, while references come and go. */
+Test(queue, body_json_mark_travels_with_the_body)
+{
+    char big[2048];
+    wr_msg_in_t m[3];
+    t_call_t *c;
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    m[0] = t_msg("{\"a\":1}", 0, -1, 0);
+    m[1] = t_msg("plain", 0, -1, 0);
+    m[2] = t_msg(big, 0, -1, 0);
+    wr_body_set_json(m[0].body, true);
+    wr_body_set_json(m[2].body, false);
+    cr_assert_eq(t_declare("t", "marks", NULL), WR_OK);
+    t_call_free(t_publish_msgs("t", "marks", m, 3, 0));
+
+    c = t_list("t", "marks", 0, 10, 0, 0);
+    cr_assert_eq(c->n, 3);
+    cr_assert_eq(wr_body_json(c->msgs[0].body), WR_BODY_JSON_YES);
+    cr_assert_eq(wr_body_json(c->msgs[1].body), WR_BODY_JSON_UNKNOWN);
+    cr_assert_eq(wr_body_json(c->msgs[2].body), WR_BODY_JSON_NO);
+    /* Marked while the queue and this call both hold it: both see it. */
+    wr_body_set_json(c->msgs[1].body, false);
+    t_call_free(c);
+
+    c = t_pop("t", "marks", 10);
+    cr_assert_eq(c->n, 3);
+    cr_assert_eq(wr_body_json(c->msgs[0].body), WR_BODY_JSON_YES);
+    cr_assert_eq(wr_body_json(c->msgs[1].body), WR_BODY_JSON_NO);
+    cr_assert_eq(wr_body_json(c->msgs[2].body), WR_BODY_JSON_NO);
+    cr_assert_str_eq(t_body(&c->msgs[0]), "{\"a\":1}");
+    cr_assert_eq(c->msgs[2].body->body_len, sizeof(big) - 1);
+    t_call_free(c); /* the last references: ASan sees each block freed once */
+    cr_assert_eq(t_depth("t", "marks"), 0);
+}

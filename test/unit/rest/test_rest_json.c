@@ -42,12 +42,23 @@ Test(rest_json, string_escaping)
     free(s);
 }
 
+/* Renders the bytes as a body read for the first time, and checks that
+ * the verdict stays on the body and a second read agrees with it. */
 static char *body(const char *p, size_t n)
 {
-    wr_rest_buf_t b = {0};
+    wr_body_t *m = wr_body_new((wr_slice_t){"props", 5}, (wr_slice_t){p, n});
+    wr_rest_buf_t b = {0}, again = {0};
 
-    wr_rest_buf_body(&b, (const uint8_t *)p, n);
+    cr_assert_eq(wr_body_json(m), WR_BODY_JSON_UNKNOWN);
+    wr_rest_buf_body(&b, m);
     wr_rest_buf_putc(&b, '\0');
+    cr_assert_neq(wr_body_json(m), WR_BODY_JSON_UNKNOWN, "the verdict is kept");
+    cr_assert_eq(wr_body_json(m) == WR_BODY_JSON_YES, b.len == n + 1 && memcmp(b.p, p, n) == 0);
+    wr_rest_buf_body(&again, m);
+    wr_rest_buf_putc(&again, '\0');
+    cr_assert_str_eq(again.p, b.p);
+    wr_rest_buf_free(&again);
+    wr_body_unref(m);
     return b.p;
 }
 
