@@ -290,22 +290,35 @@ typedef struct wr__slot {
 } wr__slot_t;
 
 /*
- * Ring of slots ordered by id. Positions are absolute (uint64_t, never
- * wrapping in practice): removing a head slot moves `base` but leaves the
- * position of every other slot unchanged, so a scan may remove what it
- * visits. Only wr__ix_tidy (compaction) renumbers; call it between scans.
+ * Slots ordered by id. Positions are absolute (uint64_t, never wrapping in
+ * practice): removing a head slot moves `base` but leaves the position of
+ * every other slot unchanged, so a scan may remove what it visits. Only
+ * wr__ix_tidy (compaction) renumbers; call it between scans.
+ *
+ * Up to WR__IX_BLOCK slots live in one ring that doubles as it fills (a
+ * queue of a few messages costs a few slots). Past that, in fixed blocks
+ * found through a directory (`dir`, itself a ring by block number), so a
+ * queue growing to millions never copies its slots: a whole copy of a
+ * ring of 2M slots held its shard for 100 ms.
  */
+#define WR__IX_SHIFT 12
+#define WR__IX_BLOCK (1u << WR__IX_SHIFT) /* slots: 64 KiB */
+
 typedef struct wr__index {
-    wr__slot_t *s;
-    uint64_t base; /* position of the first slot */
-    size_t cap;    /* 0 or a power of two */
-    size_t len;    /* slots in use, tombstones included */
-    size_t live;   /* messages */
+    wr__slot_t *ring;  /* ring mode: cap slots (NULL when empty) */
+    wr__slot_t **dir;  /* block mode (ring NULL): dmask + 1 entries */
+    uint64_t base;     /* position of the first slot */
+    size_t cap;        /* ring mode: 0 or a power of two */
+    uint64_t dmask;    /* block mode: directory size - 1 */
+    size_t len;        /* slots in use, tombstones included */
+    size_t live;       /* messages */
 } wr__index_t;
 
 static inline wr__slot_t *wr__ix_slot(const wr__index_t *ix, uint64_t pos)
 {
-    return &ix->s[pos & (ix->cap - 1)];
+    if (!ix->dir)
+        return &ix->ring[pos & (ix->cap - 1)];
+    return &ix->dir[(pos >> WR__IX_SHIFT) & ix->dmask][pos & (WR__IX_BLOCK - 1)];
 }
 static inline uint64_t wr__ix_end(const wr__index_t *ix)
 {
