@@ -22,6 +22,9 @@ uint64_t wr__ix_lower_bound(const wr__index_t *ix, uint64_t id)
 {
     uint64_t lo = ix->base, hi = wr__ix_end(ix);
 
+    /* Consumers start at the head: no search through millions for it. */
+    if (lo == hi || wr__ix_slot(ix, lo)->id >= id)
+        return lo;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         if (wr__ix_slot(ix, mid)->id < id)
