@@ -1,0 +1,143 @@
+#!/bin/bash
+# REST ceiling: what the wrk harness itself allows on this machine, beside
+# warren, in one run.
+#
+#   bench/ceiling.sh              3 runs x 10 s of post and pop at 64 conns
+#
+# nginx answers the bench's requests with canned bytes (warren's own answers
+# to the same requests, fetched at the start) and does no other work: its
+# msgs/s is the most, and its p99 the least, that any server can show through
+# the shared wrk scripts on these cores, which wrk shares. warren runs the
+# same cases, alternating with nginx run by run; the table gives warren's
+# share of the ceiling. Read it beside bench/rest.sh's ratios to Zaqar.
+#
+# Env: RUNS DURATION CONNS THREADS (3, 10, 64, 2); NGINX_WORKERS (default:
+# the number of cores, as warren's --shards); WARREND / REV as in rest.sh;
+# OUT (default bench/results/ceiling-<stamp>); KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED_DIR=${SHARED_DIR:-$REPO/../shared/bench}
+[ -f "$SHARED_DIR/rest/post.lua" ] || { echo "ceiling.sh: no $SHARED_DIR/rest (set SHARED_DIR)" >&2; exit 1; }
+RUNS=${RUNS:-3}; DURATION=${DURATION:-10}; CONNS=${CONNS:-64}; THREADS=${THREADS:-2}
+NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$REPO/bench/results/ceiling-$STAMP}
+mkdir -p "$OUT/raw"
+TMP=$(mktemp -d /tmp/warren-ceiling.XXXXXX)
+
+say() { echo "ceiling.sh: $*" >&2; }
+# shellcheck source=bench/lib.sh
+. "$REPO/bench/lib.sh"
+
+command -v nginx >/dev/null || "$REPO/deploy/install-deps.sh" --bench rest
+command -v nginx >/dev/null || { say "no nginx (deploy/install-deps.sh --bench rest)"; exit 1; }
+
+WARREN_PID=""; ZAQAR_RUN=""; NGINX_PID=""
+bench_traps
+ceiling_cleanup() {
+  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  bench_cleanup
+}
+trap ceiling_cleanup EXIT
+
+build_warrend
+start_warrend --rest-durable false
+say "warren up at $WARREN_URL"
+
+CLIENT=5f3a0d4e-8c1b-4b7a-9f2e-3d6c1a0b9e77
+H=(-H "Client-ID: $CLIENT" -H "X-Project-Id: bench-ceiling" -H "Content-Type: application/json")
+# warren's own answers to the requests the scripts make, byte for byte
+$PY - "$TMP" <<'EOF'
+import sys
+body = '{"event":"bench","seq":12345,"payload":"' + 'x' * 58 + '"}'
+doc = lambda n: '{"messages":[' + ','.join('{"ttl":3600,"body":%s}' % body for _ in range(n)) + ']}'
+open(sys.argv[1] + '/post1.json', 'w').write(doc(1))
+open(sys.argv[1] + '/post10.json', 'w').write(doc(10))
+EOF
+curl -sf "${H[@]}" -X PUT "$WARREN_URL/v2/queues/canned" >/dev/null
+curl -sf "${H[@]}" -X POST --data-binary @"$TMP/post10.json" "$WARREN_URL/v2/queues/canned/messages" >/dev/null
+curl -sf "${H[@]}" -X POST --data-binary @"$TMP/post1.json" "$WARREN_URL/v2/queues/canned/messages" \
+  -D "$TMP/post.head" -o "$TMP/post.body"
+curl -sf "${H[@]}" -X DELETE "$WARREN_URL/v2/queues/canned/messages?pop=10" -o "$TMP/pop.body"
+grep -q "'" "$TMP/post.body" "$TMP/pop.body" && { say "a quote in a canned answer"; exit 1; }
+LOCATION=$(awk 'tolower($1) == "location:" {print $2}' "$TMP/post.head" | tr -d '\r')
+
+NGINX_PORT=$(free_port)
+mkdir -p "$TMP/nginx"
+cat > "$TMP/nginx/nginx.conf" <<EOF
+worker_processes $NGINX_WORKERS;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type application/json;
+    keepalive_requests 100000000;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            if (\$request_method = POST) {
+                add_header Location $LOCATION;
+                return 201 '$(cat "$TMP/post.body")';
+            }
+            return 200 '$(cat "$TMP/pop.body")';
+        }
+    }
+}
+EOF
+nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" > "$TMP/nginx/out.log" 2>&1 &
+NGINX_PID=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
+say "nginx up on $NGINX_PORT ($NGINX_WORKERS workers)"
+
+# run_wrk SERVER URL SCENARIO QUEUE RUN: one wrk run, its output in raw/
+run_wrk() {
+  local f=$OUT/raw/$1-$3-r$5.txt
+  ZQ_QUEUE=$4 ZQ_PROJECT=bench-ceiling ZQ_CLIENT=$CLIENT \
+    wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency -s "$SHARED_DIR/rest/$3.lua" "$2" > "$f" 2>&1
+  echo "$1 $3 $5 $(sed -n 's/.*per_sec=\([0-9.]*\).*/\1/p' "$f") $(awk '$1 == "99%" {print $2}' "$f")" \
+    | tee -a "$OUT/raw/all.txt" >&2
+}
+
+for r in $(seq "$RUNS"); do
+  run_wrk nginx "http://127.0.0.1:$NGINX_PORT" post canned "$r"
+  run_wrk warren "$WARREN_URL" post "post-r$r" "$r"
+  run_wrk nginx "http://127.0.0.1:$NGINX_PORT" pop canned "$r"
+  # a fresh queue, filled well past what a run pops
+  ZQ_QUEUE=pop-r$r ZQ_PROJECT=bench-ceiling ZQ_CLIENT=$CLIENT \
+    wrk -t"$THREADS" -c"$CONNS" -d"$((DURATION * 2))s" -s "$SHARED_DIR/rest/post10.lua" "$WARREN_URL" > /dev/null 2>&1
+  run_wrk warren "$WARREN_URL" pop "pop-r$r" "$r"
+  curl -s "${H[@]}" -X DELETE "$WARREN_URL/v2/queues/pop-r$r" >/dev/null || true
+  curl -s "${H[@]}" -X DELETE "$WARREN_URL/v2/queues/post-r$r" >/dev/null || true
+done
+
+{
+  machine_lines
+  echo "- $(warren_desc); nginx $(nginx -v 2>&1 | sed 's/.*\///') with $NGINX_WORKERS workers answering canned bytes"
+  echo "- wrk -t$THREADS -c$CONNS, $RUNS runs x ${DURATION} s, medians; the shared post.lua / pop.lua"
+  echo
+  echo "| case | nginx (canned) msgs/s | p99 | warren msgs/s | p99 | warren / ceiling |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for s in post pop; do
+    $PY - "$OUT/raw/all.txt" "$s" <<'EOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.split()[1:2] == [sys.argv[2]]]
+def med(who, i, f=float):
+    v = [f(r[i]) for r in rows if r[0] == who and len(r) > i]
+    return statistics.median(v) if v else float('nan')
+def ms(x):  # wrk prints 4.99ms / 850.00us / 1.02s
+    return float(x[:-2]) if x.endswith('ms') else float(x[:-2]) / 1000 if x.endswith('us') else float(x[:-1]) * 1000
+n, w = med('nginx', 3), med('warren', 3)
+print('| %s | %s | %.2f ms | %s | %.2f ms | %.0f%% |' % (sys.argv[2], format(round(n), ','), med('nginx', 4, ms),
+      format(round(w), ','), med('warren', 4, ms), 100 * w / n))
+EOF
+  done
+} > "$OUT/summary.md"
+cat "$OUT/summary.md"
