@@ -5,7 +5,8 @@
  * Input: one selector byte, then the body.
  *   'm'  POST /v2/queues/{q}/messages: wr_rest_json_parse, then
  *        wr_rest_msgs_doc_check (sanitize, count, TTL ranges) and, when it
- *        passes, each body serialized as messages.c stores it
+ *        passes, each body serialized as messages.c stores it, and
+ *        rendered back as a read would
  *   'q'  PUT /v2/queues/{q} metadata: wr_rest_meta_check, then
  *        wr_rest_meta_attrs, the stored blob (compact JSON),
  *        wr_rest_meta_load of that blob and wr_rest_meta_fill_defaults
@@ -14,7 +15,8 @@
  *
  * Checks beyond the sanitizers: a document the checks accept round-trips
  * (the stored metadata blob loads back as an object; every message body
- * serializes to non-empty JSON text).
+ * serializes to non-empty JSON text that jansson takes for one JSON text
+ * and a read renders unchanged: what lets REST mark its bodies JSON).
  *
  * Seed corpus: test/fuzz/corpus/fuzz_json/ (valid and invalid documents of
  * each kind).
@@ -41,10 +43,22 @@ static void messages(const json_t *doc)
         return;
     json_array_foreach(json_object_get(doc, "messages"), i, m)
     {
+        wr_body_t *body;
+        wr_rest_buf_t out = {0};
+
         text.len = 0;
         wr_rest_buf_json(&text, json_object_get(m, "body"));
         if (text.len == 0)
             abort();
+        /* REST marks what it posts as JSON without asking jansson: asked,
+         * jansson must agree, and the body must go out as it came in. */
+        body = wr_body_new((wr_slice_t){NULL, 0}, (wr_slice_t){text.p, text.len});
+        wr_rest_buf_body(&out, body);
+        if (wr_body_json(body) != WR_BODY_JSON_YES || out.len != text.len ||
+            memcmp(out.p, text.p, text.len) != 0)
+            abort();
+        wr_body_unref(body);
+        wr_rest_buf_free(&out);
     }
     wr_rest_buf_free(&text);
 }
