@@ -94,7 +94,7 @@ SERVERS=""
 [ -n "$ZAQAR_URL" ] && SERVERS="$SERVERS zaqar"
 {
   machine_lines
-  [ -n "$WARREN_URL" ] && echo "warren: $(warren_desc)"
+  [ -n "$WARREN_URL" ] && echo "warren: $(warren_desc), args: ${WARREN_ARGS:---rest-durable false}"
   [ -n "$ZAQAR_URL" ] && echo "zaqar: python3-zaqar $(dpkg-query -W -f='${Version}' python3-zaqar), Redis store, uwsgi 2 processes"
   echo "runs: $RUNS x ${DURATION}s, wrk -t$THREADS, conns $CONNS, scenarios $SCENARIOS"
 } > "$OUT/meta.txt"
