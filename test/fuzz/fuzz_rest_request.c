@@ -179,18 +179,60 @@ static void check_reply(const char *buf, size_t n)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* connect(), finished when libFuzzer's timeout alarm interrupts it (the
+ * connection goes on: wait for it, then read its outcome). */
+static int connect_once(int fd, const struct sockaddr_in *sa)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    socklen_t len = sizeof(int);
+    int err = 0;
+
+    if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+        return 0;
+    if (errno != EINTR)
+        return -1;
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -1;
+    errno = err;
+    return err ? -1 : 0;
+}
+
+/* A connection to the server. At thousands of inputs a second the local
+ * ports can run out for a moment (EADDRNOTAVAIL): a limit of the harness
+ * on loopback, not the server's, so it waits for one. Anything else (a
+ * refused connection: the server stopped listening) is a finding. */
+static int connect_server(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int tries = 0;; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0) {
+            fprintf(stderr, "socket: %s\n", strerror(errno));
+            abort();
+        }
+        if (connect_once(fd, &sa) == 0)
+            return fd;
+        if ((errno != EADDRNOTAVAIL && errno != EAGAIN) || tries == 500) {
+            fprintf(stderr, "connect to the server: %s\n", strerror(errno));
+            abort();
+        }
+        close(fd);
+        usleep(10000);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     struct linger lg = {1, 0};
     char head[16];
     size_t off = 0, got = 0;
-    int fd;
+    int fd = connect_server();
 
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-        abort();
     while (off < size) {
         ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
         if (w <= 0)
