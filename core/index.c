@@ -171,9 +171,13 @@ void wr__ix_append(wr__index_t *ix, wr__msg_t *m)
 void wr__ix_clear(wr__index_t *ix, uint64_t pos)
 {
     wr__slot_t *s = wr__ix_slot(ix, pos);
-    uint64_t first = block_of(ix->base), last = block_of(wr__ix_end(ix) - 1);
+    uint64_t first = 0, last = 0; /* blocks in use before the trims */
 
     WR_ASSERT(pos >= ix->base && pos < wr__ix_end(ix) && s->m);
+    if (ix->dir) {
+        first = block_of(ix->base);
+        last = block_of(wr__ix_end(ix) - 1);
+    }
     s->m = NULL;
     ix->live--;
     while (ix->len && !wr__ix_slot(ix, ix->base)->m) {
