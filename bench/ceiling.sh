@@ -6,13 +6,15 @@
 #
 # nginx answers the bench's requests with canned bytes (warren's own answers
 # to the same requests, fetched at the start) and does no other work: its
-# msgs/s is the most, and its p99 the least, that any server can show through
-# the shared wrk scripts on these cores, which wrk shares. warren runs the
-# same cases, alternating with nginx run by run; the table gives warren's
-# share of the ceiling. Read it beside bench/rest.sh's ratios to Zaqar.
+# msgs/s is the most, and its p99 the least, that a server can show through
+# the shared wrk scripts on these cores, which wrk shares. bench/evhtp_canned.c
+# does the same on warren's own HTTP stack (libevhtp on libevent, set up as
+# warrend sets it up): the floor of any server built on that library. warren
+# runs the same cases, alternating with both run by run; the table gives
+# warren's share of each. Read it beside bench/rest.sh's ratios to Zaqar.
 #
-# Env: RUNS DURATION CONNS THREADS (3, 10, 64, 2); NGINX_WORKERS (default:
-# the number of cores, as warren's --shards); WARREND / REV as in rest.sh;
+# Env: RUNS DURATION CONNS THREADS (3, 10, 64, 2); NGINX_WORKERS and
+# EVHTP_THREADS (default: the number of cores, as warren's --shards); WARREND / REV as in rest.sh;
 # OUT (default bench/results/ceiling-<stamp>); KEEP=1 keeps the temp dir.
 set -euo pipefail
 
@@ -21,6 +23,7 @@ SHARED_DIR=${SHARED_DIR:-$REPO/../shared/bench}
 [ -f "$SHARED_DIR/rest/post.lua" ] || { echo "ceiling.sh: no $SHARED_DIR/rest (set SHARED_DIR)" >&2; exit 1; }
 RUNS=${RUNS:-3}; DURATION=${DURATION:-10}; CONNS=${CONNS:-64}; THREADS=${THREADS:-2}
 NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
+EVHTP_THREADS=${EVHTP_THREADS:-$(nproc)}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$REPO/bench/results/ceiling-$STAMP}
 mkdir -p "$OUT/raw"
@@ -33,10 +36,13 @@ say() { echo "ceiling.sh: $*" >&2; }
 command -v nginx >/dev/null || "$REPO/deploy/install-deps.sh" --bench rest
 command -v nginx >/dev/null || { say "no nginx (deploy/install-deps.sh --bench rest)"; exit 1; }
 
-WARREN_PID=""; ZAQAR_RUN=""; NGINX_PID=""
+WARREN_PID=""; ZAQAR_RUN=""; NGINX_PID=""; EVHTP_PID=""
 bench_traps
 ceiling_cleanup() {
-  if [ -n "$NGINX_PID" ]; then kill "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
+  local p
+  for p in "$NGINX_PID" "$EVHTP_PID"; do
+    if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
+  done
   bench_cleanup
 }
 trap ceiling_cleanup EXIT
@@ -59,7 +65,8 @@ curl -sf "${H[@]}" -X PUT "$WARREN_URL/v2/queues/canned" >/dev/null
 curl -sf "${H[@]}" -X POST --data-binary @"$TMP/post10.json" "$WARREN_URL/v2/queues/canned/messages" >/dev/null
 curl -sf "${H[@]}" -X POST --data-binary @"$TMP/post1.json" "$WARREN_URL/v2/queues/canned/messages" \
   -D "$TMP/post.head" -o "$TMP/post.body"
-curl -sf "${H[@]}" -X DELETE "$WARREN_URL/v2/queues/canned/messages?pop=10" -o "$TMP/pop.body"
+curl -sf "${H[@]}" -X DELETE "$WARREN_URL/v2/queues/canned/messages?pop=10" \
+  -D "$TMP/pop.head" -o "$TMP/pop.body"
 grep -q "'" "$TMP/post.body" "$TMP/pop.body" && { say "a quote in a canned answer"; exit 1; }
 LOCATION=$(awk 'tolower($1) == "location:" {print $2}' "$TMP/post.head" | tr -d '\r')
 
@@ -97,6 +104,22 @@ NGINX_PID=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
 say "nginx up on $NGINX_PORT ($NGINX_WORKERS workers)"
 
+# evhtp_canned, linked as warrend is (jemalloc when pkg-config finds it)
+JEMALLOC_LIBS=$(pkg-config --libs jemalloc 2>/dev/null || true)
+# shellcheck disable=SC2046,SC2086
+if ! cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$TMP/evhtp_canned" "$REPO/bench/evhtp_canned.c" \
+     $(pkg-config --cflags evhtp 2>/dev/null || true) -levhtp -levent -lpthread $JEMALLOC_LIBS \
+     > "$TMP/evhtp_canned.log" 2>&1; then
+  cat "$TMP/evhtp_canned.log" >&2; say "evhtp_canned did not build"; exit 1
+fi
+EVHTP_PORT=$(free_port)
+"$TMP/evhtp_canned" "$EVHTP_PORT" "$EVHTP_THREADS" "$TMP/post.head" "$TMP/post.body" \
+  "$TMP/pop.head" "$TMP/pop.body" > "$TMP/evhtp_canned.out" 2>&1 &
+EVHTP_PID=$!
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$EVHTP_PORT/" && break; sleep 0.1; done
+cmp -s "$TMP/pop.body" <(curl -s "http://127.0.0.1:$EVHTP_PORT/") || { say "evhtp_canned does not answer"; exit 1; }
+say "evhtp_canned up on $EVHTP_PORT ($EVHTP_THREADS threads)"
+
 # run_wrk SERVER URL SCENARIO QUEUE RUN: one wrk run, its output in raw/
 run_wrk() {
   local f=$OUT/raw/$1-$3-r$5.txt
@@ -108,8 +131,10 @@ run_wrk() {
 
 for r in $(seq "$RUNS"); do
   run_wrk nginx "http://127.0.0.1:$NGINX_PORT" post canned "$r"
+  run_wrk evhtp "http://127.0.0.1:$EVHTP_PORT" post canned "$r"
   run_wrk warren "$WARREN_URL" post "post-r$r" "$r"
   run_wrk nginx "http://127.0.0.1:$NGINX_PORT" pop canned "$r"
+  run_wrk evhtp "http://127.0.0.1:$EVHTP_PORT" pop canned "$r"
   # a fresh queue, filled well past what a run pops
   ZQ_QUEUE=pop-r$r ZQ_PROJECT=bench-ceiling ZQ_CLIENT=$CLIENT \
     wrk -t"$THREADS" -c"$CONNS" -d"$((DURATION * 2))s" -s "$SHARED_DIR/rest/post10.lua" "$WARREN_URL" > /dev/null 2>&1
@@ -120,11 +145,11 @@ done
 
 {
   machine_lines
-  echo "- $(warren_desc); nginx $(nginx -v 2>&1 | sed 's/.*\///') with $NGINX_WORKERS workers answering canned bytes"
+  echo "- $(warren_desc); nginx $(nginx -v 2>&1 | sed 's/.*\///') with $NGINX_WORKERS workers and bench/evhtp_canned.c with $EVHTP_THREADS threads answering canned bytes"
   echo "- wrk -t$THREADS -c$CONNS, $RUNS runs x ${DURATION} s, medians; the shared post.lua / pop.lua"
   echo
-  echo "| case | nginx (canned) msgs/s | p99 | warren msgs/s | p99 | warren / ceiling |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| case | nginx (canned) msgs/s | p99 | evhtp (canned) msgs/s | p99 | warren msgs/s | p99 | warren / nginx | warren / evhtp |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for s in post pop; do
     $PY - "$OUT/raw/all.txt" "$s" <<'EOF'
 import statistics, sys
@@ -134,9 +159,11 @@ def med(who, i, f=float):
     return statistics.median(v) if v else float('nan')
 def ms(x):  # wrk prints 4.99ms / 850.00us / 1.02s
     return float(x[:-2]) if x.endswith('ms') else float(x[:-2]) / 1000 if x.endswith('us') else float(x[:-1]) * 1000
-n, w = med('nginx', 3), med('warren', 3)
-print('| %s | %s | %.2f ms | %s | %.2f ms | %.0f%% |' % (sys.argv[2], format(round(n), ','), med('nginx', 4, ms),
-      format(round(w), ','), med('warren', 4, ms), 100 * w / n))
+cells = []
+for who in ('nginx', 'evhtp', 'warren'):
+    cells += [format(round(med(who, 3)), ','), '%.2f ms' % med(who, 4, ms)]
+w = med('warren', 3)
+print('| %s | %s | %.0f%% | %.0f%% |' % (sys.argv[2], ' | '.join(cells), 100 * w / med('nginx', 3), 100 * w / med('evhtp', 3)))
 EOF
   done
 } > "$OUT/summary.md"
