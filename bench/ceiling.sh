@@ -13,6 +13,10 @@
 # runs the same cases, alternating with both run by run; the table gives
 # warren's share of each. Read it beside bench/rest.sh's ratios to Zaqar.
 #
+# With Zaqar available (bench/zaqar/setup.sh: ZAQAR_SRC, as for rest.sh) its
+# post runs in the same rounds, and every server's post rate is also given in
+# Zaqar multiples: the issue's target is 50x. ZAQAR=0 leaves it out.
+#
 # Env: RUNS DURATION CONNS THREADS (3, 10, 64, 2); NGINX_WORKERS and
 # EVHTP_THREADS (default: the number of cores, as warren's --shards); WARREND / REV as in rest.sh;
 # OUT (default bench/results/ceiling-<stamp>); KEEP=1 keeps the temp dir.
@@ -120,6 +124,19 @@ for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$EVHTP_PORT/" && b
 cmp -s "$TMP/pop.body" <(curl -s "http://127.0.0.1:$EVHTP_PORT/") || { say "evhtp_canned does not answer"; exit 1; }
 say "evhtp_canned up on $EVHTP_PORT ($EVHTP_THREADS threads)"
 
+ZAQAR_URL=""
+if [ "${ZAQAR:-1}" != 0 ]; then
+  ZAQAR_RUN=$(mktemp -d /tmp/zaqar-bench.XXXXXX)
+  if "$REPO/bench/zaqar/setup.sh" "$ZAQAR_RUN" > "$TMP/zaqar.env"; then
+    # shellcheck disable=SC1091
+    . "$TMP/zaqar.env"
+    say "Zaqar up at $ZAQAR_URL"
+  else
+    "$REPO/bench/zaqar/stop.sh" "$ZAQAR_RUN"; ZAQAR_RUN=""
+    say "no Zaqar (see bench/zaqar/setup.sh; ZAQAR_SRC): no Zaqar multiples"
+  fi
+fi
+
 # run_wrk SERVER URL SCENARIO QUEUE RUN: one wrk run, its output in raw/
 run_wrk() {
   local f=$OUT/raw/$1-$3-r$5.txt
@@ -133,6 +150,7 @@ for r in $(seq "$RUNS"); do
   run_wrk nginx "http://127.0.0.1:$NGINX_PORT" post canned "$r"
   run_wrk evhtp "http://127.0.0.1:$EVHTP_PORT" post canned "$r"
   run_wrk warren "$WARREN_URL" post "post-r$r" "$r"
+  [ -z "$ZAQAR_URL" ] || run_wrk zaqar "$ZAQAR_URL" post "post-r$r" "$r"
   run_wrk nginx "http://127.0.0.1:$NGINX_PORT" pop canned "$r"
   run_wrk evhtp "http://127.0.0.1:$EVHTP_PORT" pop canned "$r"
   # a fresh queue, filled well past what a run pops
@@ -166,5 +184,14 @@ w = med('warren', 3)
 print('| %s | %s | %.0f%% | %.0f%% |' % (sys.argv[2], ' | '.join(cells), 100 * w / med('nginx', 3), 100 * w / med('evhtp', 3)))
 EOF
   done
+  [ -z "$ZAQAR_URL" ] || $PY - "$OUT/raw/all.txt" <<'EOF'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.split()[1:2] == ['post'] and len(l.split()) > 3]
+med = lambda who: statistics.median([float(r[3]) for r in rows if r[0] == who])
+z = med('zaqar')
+print('\nZaqar (same rounds, uwsgi 2 processes, Redis) post: %s msgs/s; 50x is %s. In Zaqar multiples: %s.'
+      % (format(round(z), ','), format(round(50 * z), ','),
+         ', '.join('%s %.1fx' % (w, med(w) / z) for w in ('nginx', 'evhtp', 'warren'))))
+EOF
 } > "$OUT/summary.md"
 cat "$OUT/summary.md"
