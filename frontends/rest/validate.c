@@ -43,11 +43,35 @@ static int hexval(char c)
     return -1;
 }
 
+/* The form nearly every client sends (8-4-4-4-12 hex digits), which the
+ * general rules below take to the same 32 digits. */
+static bool client_id_canonical(const char *s, size_t n, char out[33])
+{
+    size_t k = 0;
+
+    if (n != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int v;
+
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            continue;
+        v = hexval(s[i]);
+        if (v < 0)
+            return false;
+        out[k++] = "0123456789abcdef"[v];
+    }
+    out[32] = '\0';
+    return true;
+}
+
 bool wr_rest_client_id_norm(const char *s, size_t n, char out[33])
 {
     char tmp[128];
     size_t m = 0, lo, hi, k = 0;
 
+    if (client_id_canonical(s, n, out))
+        return true;
     if (n >= sizeof(tmp))
         return false;
     /* hex.replace('urn:', '').replace('uuid:', '') */

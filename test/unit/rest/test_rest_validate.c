@@ -53,6 +53,9 @@ Test(rest_validate, client_id_python_uuid_forms)
     cr_assert(cid("3fa85f6457174562b3fc2c963f66afa6", out));
     cr_assert(cid("{3fa85f64-5717-4562-b3fc-2c963f66afa6}", out));
     cr_assert(cid("urn:uuid:3fa85f64-5717-4562-b3fc-2c963f66afa6", out));
+    cr_assert(cid("3fa85f645717-4562-b3fc-2c963f66-afa6", out), "36 long, dashes elsewhere");
+    cr_assert_str_eq(out, "3fa85f6457174562b3fc2c963f66afa6");
+    cr_assert_not(cid("3fa85f64-5717-4562-b3fc--2c963f66afa", out), "36 long, 31 digits");
     cr_assert_not(cid("", out));
     cr_assert_not(cid("not-a-uuid", out));
     cr_assert_not(cid("3fa85f64-5717-4562-b3fc-2c963f66afa", out), "31 digits");
