@@ -57,20 +57,7 @@ say "warren up at $WARREN_URL"
 
 CLIENT=5f3a0d4e-8c1b-4b7a-9f2e-3d6c1a0b9e77
 H=(-H "Client-ID: $CLIENT" -H "X-Project-Id: bench-ceiling" -H "Content-Type: application/json")
-# warren's own answers to the requests the scripts make, byte for byte
-$PY - "$TMP" <<'EOF'
-import sys
-body = '{"event":"bench","seq":12345,"payload":"' + 'x' * 58 + '"}'
-doc = lambda n: '{"messages":[' + ','.join('{"ttl":3600,"body":%s}' % body for _ in range(n)) + ']}'
-open(sys.argv[1] + '/post1.json', 'w').write(doc(1))
-open(sys.argv[1] + '/post10.json', 'w').write(doc(10))
-EOF
-curl -sf "${H[@]}" -X PUT "$WARREN_URL/v2/queues/canned" >/dev/null
-curl -sf "${H[@]}" -X POST --data-binary @"$TMP/post10.json" "$WARREN_URL/v2/queues/canned/messages" >/dev/null
-curl -sf "${H[@]}" -X POST --data-binary @"$TMP/post1.json" "$WARREN_URL/v2/queues/canned/messages" \
-  -D "$TMP/post.head" -o "$TMP/post.body"
-curl -sf "${H[@]}" -X DELETE "$WARREN_URL/v2/queues/canned/messages?pop=10" \
-  -D "$TMP/pop.head" -o "$TMP/pop.body"
+fetch_canned "$TMP"
 grep -q "'" "$TMP/post.body" "$TMP/pop.body" && { say "a quote in a canned answer"; exit 1; }
 LOCATION=$(awk 'tolower($1) == "location:" {print $2}' "$TMP/post.head" | tr -d '\r')
 
@@ -108,16 +95,9 @@ NGINX_PID=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
 say "nginx up on $NGINX_PORT ($NGINX_WORKERS workers)"
 
-# evhtp_canned, linked as warrend is (jemalloc when pkg-config finds it)
-JEMALLOC_LIBS=$(pkg-config --libs jemalloc 2>/dev/null || true)
-# shellcheck disable=SC2046,SC2086
-if ! cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$TMP/evhtp_canned" "$REPO/bench/evhtp_canned.c" \
-     $(pkg-config --cflags evhtp 2>/dev/null || true) -levhtp -levent -lpthread $JEMALLOC_LIBS \
-     > "$TMP/evhtp_canned.log" 2>&1; then
-  cat "$TMP/evhtp_canned.log" >&2; say "evhtp_canned did not build"; exit 1
-fi
+build_evhtp_canned
 EVHTP_PORT=$(free_port)
-"$TMP/evhtp_canned" "$EVHTP_PORT" "$EVHTP_THREADS" "$TMP/post.head" "$TMP/post.body" \
+"$EVHTP_CANNED" "$EVHTP_PORT" "$EVHTP_THREADS" "$TMP/post.head" "$TMP/post.body" \
   "$TMP/pop.head" "$TMP/pop.body" > "$TMP/evhtp_canned.out" 2>&1 &
 EVHTP_PID=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$EVHTP_PORT/" && break; sleep 0.1; done

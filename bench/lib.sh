@@ -14,6 +14,11 @@
 #                             new /tmp dir; sets RABBITMQ_RUN RABBITMQ_PORT RABBITMQ_PID
 #                             RABBITMQ_VERSION; status 1 (RABBITMQ_RUN empty) if it
 #                             did not start. Stop it with bench/rabbitmq/stop.sh "$RABBITMQ_RUN"
+#   fetch_canned DIR          warren's own answers to the shared scripts' post and
+#                             pop, byte for byte, into DIR/{post,pop}.{head,body}
+#                             (needs WARREN_URL); for the servers that replay them
+#   build_evhtp_canned        sets EVHTP_CANNED: bench/evhtp_canned.c built into
+#                             $TMP, linked as warrend is (jemalloc when found)
 #   machine_lines             the date and machine lines a meta.txt starts with
 #   add_rabbitmq              unless RABBITMQ=0: start_rabbitmq, add "rabbitmq" to
 #                             BROKERS; exit 1 if BROKERS is then empty
@@ -118,6 +123,38 @@ bench_cleanup() {
 bench_traps() {
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
+}
+
+fetch_canned() {
+  local dir=$1
+  local h=(-H "Client-ID: 5f3a0d4e-8c1b-4b7a-9f2e-3d6c1a0b9e77" -H "X-Project-Id: bench-canned"
+           -H "Content-Type: application/json")
+  $PY - "$dir" <<'EOF'
+import sys
+body = '{"event":"bench","seq":12345,"payload":"' + 'x' * 58 + '"}'
+doc = lambda n: '{"messages":[' + ','.join('{"ttl":3600,"body":%s}' % body for _ in range(n)) + ']}'
+open(sys.argv[1] + '/post1.json', 'w').write(doc(1))
+open(sys.argv[1] + '/post10.json', 'w').write(doc(10))
+EOF
+  curl -sf "${h[@]}" -X PUT "$WARREN_URL/v2/queues/canned" >/dev/null
+  curl -sf "${h[@]}" -X POST --data-binary @"$dir/post10.json" "$WARREN_URL/v2/queues/canned/messages" >/dev/null
+  curl -sf "${h[@]}" -X POST --data-binary @"$dir/post1.json" "$WARREN_URL/v2/queues/canned/messages" \
+    -D "$dir/post.head" -o "$dir/post.body"
+  curl -sf "${h[@]}" -X DELETE "$WARREN_URL/v2/queues/canned/messages?pop=10" \
+    -D "$dir/pop.head" -o "$dir/pop.body"
+  curl -sf "${h[@]}" -X DELETE "$WARREN_URL/v2/queues/canned" >/dev/null
+}
+
+build_evhtp_canned() {
+  local jemalloc
+  jemalloc=$(pkg-config --libs jemalloc 2>/dev/null || true)
+  EVHTP_CANNED=$TMP/evhtp_canned
+  # shellcheck disable=SC2046,SC2086
+  if ! cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$EVHTP_CANNED" "$REPO/bench/evhtp_canned.c" \
+       $(pkg-config --cflags evhtp 2>/dev/null || true) -levhtp -levent -lpthread $jemalloc \
+       > "$TMP/evhtp_canned.log" 2>&1; then
+    cat "$TMP/evhtp_canned.log" >&2; say "evhtp_canned did not build"; return 1
+  fi
 }
 
 machine_lines() {
