@@ -32,7 +32,7 @@ packages=(
 while [ $# -gt 0 ]; do
   case "$1 ${2:-}" in
     "--bench amqp") packages+=(rabbitmq-server linux-perf) ;;   # bench/amqp.sh: RabbitMQ 3.10, profiles
-    "--bench rest") packages+=(zaqar-server python3-redis redis-server uwsgi-core uwsgi-plugin-python3 wrk nginx-light) ;;   # bench/zaqar, bench/ceiling.sh
+    "--bench rest") packages+=(zaqar-server python3-redis redis-server uwsgi-core uwsgi-plugin-python3 wrk nginx-light valgrind) ;;   # bench/zaqar, bench/ceiling.sh, bench/instr.sh
     *) echo "usage: install-deps.sh [--bench amqp|rest]..." >&2; exit 64 ;;
   esac
   shift 2
