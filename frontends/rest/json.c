@@ -40,26 +40,6 @@ void wr_rest_buf_reserve(wr_rest_buf_t *b, size_t extra)
     b->cap = cap;
 }
 
-void wr_rest_buf_put(wr_rest_buf_t *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return;
-    wr_rest_buf_reserve(b, n);
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-void wr_rest_buf_puts(wr_rest_buf_t *b, const char *s)
-{
-    wr_rest_buf_put(b, s, strlen(s));
-}
-
-void wr_rest_buf_putc(wr_rest_buf_t *b, char c)
-{
-    wr_rest_buf_reserve(b, 1);
-    b->p[b->len++] = c;
-}
-
 void wr_rest_buf_u64(wr_rest_buf_t *b, uint64_t v)
 {
     char tmp[24];

@@ -88,7 +88,13 @@ static void put_msgs(wr_rest_buf_t *b, const wr_rest_call_t *c, const wr_msgs_re
                      uint64_t claim_id, bool pop)
 {
     int64_t now = wr_now_wall_ms();
+    size_t need = 32;
 
+    /* Room for the whole answer at once, not by doubling from 256 bytes
+     * (about 200 bytes of fields and href per message, besides its body). */
+    for (size_t i = 0; i < res->n; i++)
+        need += 256 + res->msgs[i].body->body_len;
+    wr_rest_buf_reserve(b, need);
     wr_rest_buf_puts(b, "{\"messages\": [");
     for (size_t i = 0; i < res->n; i++) {
         if (i)
