@@ -62,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -399,9 +400,20 @@ static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
 /* ------------------------------------------------------------------------ */
 /* Request and response                                                     */
 
+/* evhtp_kv_find, but lengths are compared before names: most headers a
+ * request is asked for are absent, and evhtp's find compares every name. */
 static const char *find_header(void *hctx, const char *name)
 {
-    return evhtp_kv_find(hctx, name);
+    evhtp_kvs_t *kvs = hctx;
+    size_t n = strlen(name);
+    evhtp_kv_t *kv;
+
+    TAILQ_FOREACH(kv, kvs, next)
+    {
+        if (kv->klen == n && strncasecmp(kv->key, name, n) == 0)
+            return kv->val;
+    }
+    return NULL;
 }
 
 static wr_rest_method_t method_of(htp_method m)
@@ -551,8 +563,8 @@ static void on_request(evhtp_request_t *req, void *arg)
     r.hctx = req->headers_in;
     r.body = blen ? (const char *)evbuffer_pullup(req->buffer_in, -1) : NULL;
     r.body_len = blen;
-    r.has_body = evhtp_kv_find(req->headers_in, "Content-Length") ||
-                 evhtp_kv_find(req->headers_in, "Transfer-Encoding");
+    r.has_body = find_header(req->headers_in, "Content-Length") ||
+                 find_header(req->headers_in, "Transfer-Encoding");
     r.peer_loopback = peer_is_loopback(req->conn->saddr);
     if (!version_served(req->conn->parser)) { /* a request without headers */
         /* Answer in a version the client can read, then close. */
