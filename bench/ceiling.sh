@@ -37,8 +37,7 @@ say() { echo "ceiling.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-command -v nginx >/dev/null || "$REPO/deploy/install-deps.sh" --bench rest
-command -v nginx >/dev/null || { say "no nginx (deploy/install-deps.sh --bench rest)"; exit 1; }
+need_tool nginx rest
 
 WARREN_PID=""; ZAQAR_RUN=""; NGINX_PID=""; EVHTP_PID=""
 bench_traps

@@ -33,8 +33,7 @@ say() { echo "instr.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
 
-command -v valgrind >/dev/null || "$REPO/deploy/install-deps.sh" --bench rest
-command -v valgrind >/dev/null || { say "no valgrind (deploy/install-deps.sh --bench rest)"; exit 1; }
+need_tool valgrind rest
 
 WARREN_PID=""; ZAQAR_RUN=""; CG_PID=""
 bench_traps

@@ -19,6 +19,8 @@
 #                             (needs WARREN_URL); for the servers that replay them
 #   build_evhtp_canned        sets EVHTP_CANNED: bench/evhtp_canned.c built into
 #                             $TMP, linked as warrend is (jemalloc when found)
+#   need_tool CMD SET         installs the bench packages SET (rest, amqp) when
+#                             CMD is missing; exits 1 if it is still missing
 #   machine_lines             the date and machine lines a meta.txt starts with
 #   add_rabbitmq              unless RABBITMQ=0: start_rabbitmq, add "rabbitmq" to
 #                             BROKERS; exit 1 if BROKERS is then empty
@@ -123,6 +125,11 @@ bench_cleanup() {
 bench_traps() {
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM
+}
+
+need_tool() {
+  command -v "$1" >/dev/null || "$REPO/deploy/install-deps.sh" --bench "$2"
+  command -v "$1" >/dev/null || { say "no $1 (deploy/install-deps.sh --bench $2)"; exit 1; }
 }
 
 fetch_canned() {
