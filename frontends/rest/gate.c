@@ -325,8 +325,6 @@ static void sock_read(evutil_socket_t fd, short what, void *arg)
         evbuffer_unfreeze(in, 0);
         evbuffer_add(in, read_scratch, (size_t)n); /* on_input gates it */
         evbuffer_freeze(in, 0);
-    }
-    if (n > 0) {
         if (!g->freed)
             gate_read(bev, g);
         goto out;
