@@ -43,47 +43,27 @@ static int hexval(char c)
     return -1;
 }
 
-/* The form nearly every client sends (8-4-4-4-12 hex digits), which the
- * general rules below take to the same 32 digits. */
-static bool client_id_canonical(const char *s, size_t n, char out[33])
-{
-    size_t k = 0;
-
-    if (n != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        int v;
-
-        if (i == 8 || i == 13 || i == 18 || i == 23)
-            continue;
-        v = hexval(s[i]);
-        if (v < 0)
-            return false;
-        out[k++] = "0123456789abcdef"[v];
-    }
-    out[32] = '\0';
-    return true;
-}
-
 bool wr_rest_client_id_norm(const char *s, size_t n, char out[33])
 {
     char tmp[128];
-    size_t m = 0, lo, hi, k = 0;
+    const char *t = s;
+    size_t m = n, lo, hi, k = 0;
 
-    if (client_id_canonical(s, n, out))
-        return true;
     if (n >= sizeof(tmp))
         return false;
-    /* hex.replace('urn:', '').replace('uuid:', '') */
-    for (size_t i = 0; i < n;) {
-        if (n - i >= 4 && memcmp(s + i, "urn:", 4) == 0) {
-            i += 4;
-            continue;
-        }
-        tmp[m++] = s[i++];
-    }
-    {
+    /* hex.replace('urn:', '').replace('uuid:', ''): only with a ':' in it,
+     * which the form nearly every client sends (8-4-4-4-12) has not. */
+    if (memchr(s, ':', n)) {
         size_t w = 0;
+
+        m = 0;
+        for (size_t i = 0; i < n;) {
+            if (n - i >= 4 && memcmp(s + i, "urn:", 4) == 0) {
+                i += 4;
+                continue;
+            }
+            tmp[m++] = s[i++];
+        }
         for (size_t i = 0; i < m;) {
             if (m - i >= 5 && memcmp(tmp + i, "uuid:", 5) == 0) {
                 i += 5;
@@ -92,21 +72,22 @@ bool wr_rest_client_id_norm(const char *s, size_t n, char out[33])
             tmp[w++] = tmp[i++];
         }
         m = w;
+        t = tmp;
     }
     /* .strip('{}') */
     lo = 0;
     hi = m;
-    while (lo < hi && (tmp[lo] == '{' || tmp[lo] == '}'))
+    while (lo < hi && (t[lo] == '{' || t[lo] == '}'))
         lo++;
-    while (hi > lo && (tmp[hi - 1] == '{' || tmp[hi - 1] == '}'))
+    while (hi > lo && (t[hi - 1] == '{' || t[hi - 1] == '}'))
         hi--;
     /* .replace('-', '') and exactly 32 hex digits */
     for (size_t i = lo; i < hi; i++) {
         int v;
 
-        if (tmp[i] == '-')
+        if (t[i] == '-')
             continue;
-        v = hexval(tmp[i]);
+        v = hexval(t[i]);
         if (v < 0 || k == 32)
             return false;
         out[k++] = "0123456789abcdef"[v];
