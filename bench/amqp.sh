@@ -38,17 +38,11 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-1}; MEMORY=${MEMORY:-0}; else RUNS=${RUNS:-3}; MEMORY=${MEMORY:-1}; fi
 SCENARIOS=${SCENARIOS:-S1 S2 S3 S4 S5}
 WARREN_STORE=${WARREN_STORE:-}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 # (not $(... && echo quick-): a false test there fails the assignment under set -e)
 PREFIX=""; [ "$QUICK" = 1 ] && PREFIX=quick-
-OUT=${OUT:-$REPO/bench/results/$PREFIX$STAMP}
-RAW=$OUT/raw
-mkdir -p "$RAW"
-TMP=$(mktemp -d /tmp/warren-bench.XXXXXX)
-
-say() { echo "amqp.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
+bench_begin amqp "$PREFIX"
 
 WARREN_PID=""; RABBITMQ_RUN=""; RABBITMQ_PID=""
 bench_traps

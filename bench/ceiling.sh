@@ -28,14 +28,9 @@ SHARED_DIR=${SHARED_DIR:-$REPO/../shared/bench}
 RUNS=${RUNS:-3}; DURATION=${DURATION:-10}; CONNS=${CONNS:-64}; THREADS=${THREADS:-2}
 NGINX_WORKERS=${NGINX_WORKERS:-$(nproc)}
 EVHTP_THREADS=${EVHTP_THREADS:-$(nproc)}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=${OUT:-$REPO/bench/results/ceiling-$STAMP}
-mkdir -p "$OUT/raw"
-TMP=$(mktemp -d /tmp/warren-ceiling.XXXXXX)
-
-say() { echo "ceiling.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
+bench_begin ceiling ceiling-
 
 need_tool nginx rest
 

@@ -32,16 +32,10 @@ BENCH_SRC=$SHARED_DIR/amqp-bench/amqp-bench.c
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-1}; else RUNS=${RUNS:-3}; fi
 CASES=${CASES:-P1 P4 R}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 PREFIX=durable-; [ "$QUICK" = 1 ] && PREFIX=durable-quick-
-OUT=${OUT:-$REPO/bench/results/$PREFIX$STAMP}
-RAW=$OUT/raw
-mkdir -p "$RAW"
-TMP=$(mktemp -d /tmp/warren-durable.XXXXXX)
-
-say() { echo "durable.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
+bench_begin durable "$PREFIX"
 
 WARREN_PID=""; RABBITMQ_RUN=""; RABBITMQ_PID=""
 bench_traps

@@ -24,14 +24,9 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${N:-5000}; CONNS=${CONNS:-16}; SCENARIOS=${SCENARIOS:-post,pop}; SHARDS=${SHARDS:-2}; TOP=${TOP:-0}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=${OUT:-$REPO/bench/results/instr-$STAMP}
-mkdir -p "$OUT/raw"
-TMP=$(mktemp -d /tmp/warren-instr.XXXXXX)
-
-say() { echo "instr.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
+bench_begin instr instr-
 
 need_tool valgrind rest
 

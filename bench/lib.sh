@@ -1,5 +1,9 @@
-# bench/lib.sh - shared by bench/rest.sh and bench/amqp.sh (sourced, not run).
+# bench/lib.sh - shared by the bench/*.sh scripts (sourced, not run).
 #
+#   bench_begin NAME PREFIX   for the script NAME.sh: STAMP (UTC), OUT (unless
+#                             set: bench/results/PREFIX$STAMP), RAW=$OUT/raw
+#                             (made), TMP (a new /tmp/warren-NAME.XXXXXX); say()
+#                             then prefixes its lines with "NAME.sh:"
 #   free_port                 a loopback port nobody listens on
 #   build_warrend             sets WARREND (unless set) and WARREN_REV: builds
 #                             warrend in Release into build-bench/, or from $REV
@@ -28,9 +32,20 @@
 #                             RabbitMQ node / Zaqar the script started (RABBITMQ_RUN,
 #                             ZAQAR_RUN), remove TMP (KEEP=1 keeps it and RabbitMQ's dir)
 #
-# Needs REPO, TMP (a temp dir of the caller) and a say() function.
+# Needs REPO; call bench_begin before the rest.
 
 PY=/usr/bin/python3   # Debian's python: sees python3-requests
+
+bench_begin() {
+  BENCH_NAME=$1
+  STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+  OUT=${OUT:-$REPO/bench/results/$2$STAMP}
+  RAW=$OUT/raw
+  mkdir -p "$RAW"
+  TMP=$(mktemp -d "/tmp/warren-$1.XXXXXX")
+}
+
+say() { echo "$BENCH_NAME.sh: $*" >&2; }
 
 free_port() {
   $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -22,15 +22,11 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED_DIR=${SHARED_DIR:-$REPO/../shared/bench}
 COUNT=${COUNT:-1000000}
 RUNS=${RUNS:-3}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=${OUT:-$REPO/bench/results/recovery-$STAMP}
-mkdir -p "$OUT"
-TMP=$(mktemp -d /tmp/warren-recovery.XXXXXX)
 Q=recovery
 
-say() { echo "recovery.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
+bench_begin recovery recovery-
 
 WARREN_PID=""
 bench_traps

@@ -39,16 +39,11 @@ if [ "${QUICK:-0}" = 1 ]; then RUNS=${RUNS:-1}; DURATION=${DURATION:-3}; else RU
 CONNS=${CONNS:-16,64}
 SCENARIOS=${SCENARIOS:-post,post10,pop,claim}
 THREADS=${THREADS:-2}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 # (not $(... && echo quick-): a false test there fails the assignment under set -e)
 PREFIX=""; [ "${QUICK:-0}" = 1 ] && PREFIX=quick-
-OUT=${OUT:-$REPO/bench/results/$PREFIX$STAMP}
-mkdir -p "$OUT/raw"
-TMP=$(mktemp -d /tmp/warren-bench.XXXXXX)
-
-say() { echo "rest.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$REPO/bench/lib.sh"
+bench_begin rest "$PREFIX"
 
 WARREN_PID=""; ZAQAR_RUN=""
 bench_traps
