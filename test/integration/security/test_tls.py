@@ -9,6 +9,7 @@ certificate.
 """
 
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -29,7 +30,8 @@ amqp = pytest.importorskip("amqp")
 @pytest.fixture(scope="module")
 def certs():
     d = tempfile.mkdtemp(prefix="warren-tls-")
-    return tlslib.make_ca_and_cert(d)
+    yield tlslib.make_ca_and_cert(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
