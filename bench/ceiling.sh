@@ -9,9 +9,12 @@
 # msgs/s is the most, and its p99 the least, that a server can show through
 # the shared wrk scripts on these cores, which wrk shares. bench/evhtp_canned.c
 # does the same on warren's own HTTP stack (libevhtp on libevent, set up as
-# warrend sets it up): the floor of any server built on that library. warren
-# runs the same cases, alternating with both run by run; the table gives
-# warren's share of each. Read it beside bench/rest.sh's ratios to Zaqar.
+# warrend sets it up): the floor of any server built on that library. A
+# second evhtp_canned also does jansson's share of each post (it parses the
+# document and writes the body back out, as warren does, then answers canned
+# bytes): the floor of the two libraries the project must use. warren runs
+# the same cases, alternating with them run by run; the table gives warren's
+# share of each. Read it beside bench/rest.sh's ratios to Zaqar.
 #
 # With Zaqar available (bench/zaqar/setup.sh: ZAQAR_SRC, as for rest.sh) its
 # post runs in the same rounds, and every server's post rate is also given in
@@ -34,11 +37,11 @@ bench_begin ceiling ceiling-
 
 need_tool nginx rest
 
-WARREN_PID=""; ZAQAR_RUN=""; NGINX_PID=""; EVHTP_PID=""
+WARREN_PID=""; ZAQAR_RUN=""; NGINX_PID=""; EVHTP_PID=""; EVJSON_PID=""
 bench_traps
 ceiling_cleanup() {
   local p
-  for p in "$NGINX_PID" "$EVHTP_PID"; do
+  for p in "$NGINX_PID" "$EVHTP_PID" "$EVJSON_PID"; do
     if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; fi
   done
   bench_cleanup
@@ -89,14 +92,20 @@ NGINX_PID=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break; sleep 0.1; done
 say "nginx up on $NGINX_PORT ($NGINX_WORKERS workers)"
 
+# start_canned PORT [json]: evhtp_canned on PORT, checked; its pid in CANNED_PID
+start_canned() {
+  "$EVHTP_CANNED" "$1" "$EVHTP_THREADS" "$TMP/post.head" "$TMP/post.body" \
+    "$TMP/pop.head" "$TMP/pop.body" ${2:+"$2"} > "$TMP/evhtp_canned-$1.out" 2>&1 &
+  CANNED_PID=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$1/" && break; sleep 0.1; done
+  cmp -s "$TMP/post.body" <(curl -s -X POST --data-binary @"$TMP/post1.json" "http://127.0.0.1:$1/") \
+    || { say "evhtp_canned ${2:-} does not answer"; exit 1; }
+  say "evhtp_canned ${2:-} up on $1 ($EVHTP_THREADS threads)"
+}
 build_evhtp_canned
-EVHTP_PORT=$(free_port)
-"$EVHTP_CANNED" "$EVHTP_PORT" "$EVHTP_THREADS" "$TMP/post.head" "$TMP/post.body" \
-  "$TMP/pop.head" "$TMP/pop.body" > "$TMP/evhtp_canned.out" 2>&1 &
-EVHTP_PID=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$EVHTP_PORT/" && break; sleep 0.1; done
-cmp -s "$TMP/pop.body" <(curl -s "http://127.0.0.1:$EVHTP_PORT/") || { say "evhtp_canned does not answer"; exit 1; }
-say "evhtp_canned up on $EVHTP_PORT ($EVHTP_THREADS threads)"
+EVHTP_PORT=$(free_port); start_canned "$EVHTP_PORT"; EVHTP_PID=$CANNED_PID
+# the same with jansson's share of a post (evhtp_canned.c: "json"), post only
+EVJSON_PORT=$(free_port); start_canned "$EVJSON_PORT" json; EVJSON_PID=$CANNED_PID
 
 ZAQAR_URL=""
 if [ "${ZAQAR:-1}" != 0 ]; then
@@ -123,6 +132,7 @@ run_wrk() {
 for r in $(seq "$RUNS"); do
   run_wrk nginx "http://127.0.0.1:$NGINX_PORT" post canned "$r"
   run_wrk evhtp "http://127.0.0.1:$EVHTP_PORT" post canned "$r"
+  run_wrk evjson "http://127.0.0.1:$EVJSON_PORT" post canned "$r"
   run_wrk warren "$WARREN_URL" post "post-r$r" "$r"
   [ -z "$ZAQAR_URL" ] || run_wrk zaqar "$ZAQAR_URL" post "post-r$r" "$r"
   run_wrk nginx "http://127.0.0.1:$NGINX_PORT" pop canned "$r"
@@ -158,14 +168,18 @@ w = med('warren', 3)
 print('| %s | %s | %.0f%% | %.0f%% |' % (sys.argv[2], ' | '.join(cells), 100 * w / med('nginx', 3), 100 * w / med('evhtp', 3)))
 EOF
   done
-  [ -z "$ZAQAR_URL" ] || $PY - "$OUT/raw/all.txt" <<'EOF'
+  $PY - "$OUT/raw/all.txt" <<'EOF'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.split()[1:2] == ['post'] and len(l.split()) > 3]
 med = lambda who: statistics.median([float(r[3]) for r in rows if r[0] == who])
-z = med('zaqar')
-print('\nZaqar (same rounds, uwsgi 2 processes, Redis) post: %s msgs/s; 50x is %s. In Zaqar multiples: %s.'
-      % (format(round(z), ','), format(round(50 * z), ','),
-         ', '.join('%s %.1fx' % (w, med(w) / z) for w in ('nginx', 'evhtp', 'warren'))))
+j, w = med('evjson'), med('warren')
+print('\nlibevhtp canned plus jansson\'s share of a post (parse the document, dump the body): '
+      '%s msgs/s; warren at %.0f%% of it.' % (format(round(j), ','), 100 * w / j))
+if any(r[0] == 'zaqar' for r in rows):
+    z = med('zaqar')
+    print('\nZaqar (same rounds, uwsgi 2 processes, Redis) post: %s msgs/s; 50x is %s. In Zaqar multiples: %s.'
+          % (format(round(z), ','), format(round(50 * z), ','),
+             ', '.join('%s %.1fx' % (n, med(n) / z) for n in ('nginx', 'evhtp', 'evjson', 'warren'))))
 EOF
 } > "$OUT/summary.md"
 cat "$OUT/summary.md"

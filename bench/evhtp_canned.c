@@ -6,16 +6,22 @@
  * and warren: what warren loses to it is warren's own work, what it loses to
  * nginx is the library's.
  *
- *   evhtp_canned PORT THREADS POST_HEAD POST_BODY OTHER_HEAD OTHER_BODY
+ *   evhtp_canned PORT THREADS POST_HEAD POST_BODY OTHER_HEAD OTHER_BODY [json]
  *
  * A HEAD file is an answer's status line and header lines as curl -D saves
  * them; Content-Length is left to evhtp. POST gets the POST answer, any
  * other method the other one. Runs until killed.
+ *
+ * With "json" a POST also costs what jansson costs warren for it, the other
+ * library the project must use: the request document is parsed with the
+ * flags warren parses it with, and each message's body is written back out
+ * compact, as warren stores it. Then the floor includes both libraries.
  */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <evhtp/evhtp.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +42,27 @@ typedef struct {
 
 static answer_t post_answer, other_answer;
 static uint16_t port;
+static int with_json;
+
+/* Parse the document and write each message's body out compact (the flags
+ * of warren's frontends/rest/json.c). The answer stays canned. */
+static void json_work(evhtp_request_t *req)
+{
+    static _Thread_local char out[1u << 18];
+    size_t n = evbuffer_get_length(req->buffer_in);
+    const char *p = n ? (const char *)evbuffer_pullup(req->buffer_in, -1) : NULL;
+    json_t *doc, *msgs, *m;
+    size_t i;
+
+    if (!p)
+        return;
+    doc = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    msgs = json_object_get(doc, "messages");
+    json_array_foreach(msgs, i, m)
+        json_dumpb(json_object_get(m, "body"), out, sizeof(out),
+                   JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    json_decref(doc);
+}
 
 static int slurp(const char *path, char **out, size_t *len)
 {
@@ -89,6 +116,8 @@ static void on_request(evhtp_request_t *req, void *arg)
     const answer_t *a = req->method == htp_method_POST ? &post_answer : &other_answer;
 
     (void)arg;
+    if (with_json && req->method == htp_method_POST)
+        json_work(req);
     for (int i = 0; i < a->nheaders; i++)
         evhtp_headers_add_header(req->headers_out, evhtp_header_new(a->name[i], a->value[i], 0, 0));
     evbuffer_add_reference(req->buffer_out, a->body, a->body_len, NULL, NULL);
@@ -120,10 +149,11 @@ int main(int argc, char **argv)
     pthread_t threads[MAX_THREADS];
     int n;
 
-    if (argc != 7) {
-        fprintf(stderr, "usage: evhtp_canned PORT THREADS POST_HEAD POST_BODY OTHER_HEAD OTHER_BODY\n");
+    if (argc != 7 && !(argc == 8 && strcmp(argv[7], "json") == 0)) {
+        fprintf(stderr, "usage: evhtp_canned PORT THREADS POST_HEAD POST_BODY OTHER_HEAD OTHER_BODY [json]\n");
         return 2;
     }
+    with_json = argc == 8;
     port = (uint16_t)atoi(argv[1]);
     n = atoi(argv[2]);
     if (port == 0 || n < 1 || n > MAX_THREADS) {

@@ -173,7 +173,7 @@ build_evhtp_canned() {
   EVHTP_CANNED=$TMP/evhtp_canned
   # shellcheck disable=SC2046,SC2086
   if ! cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$EVHTP_CANNED" "$REPO/bench/evhtp_canned.c" \
-       $(pkg-config --cflags evhtp 2>/dev/null || true) -levhtp -levent -lpthread $jemalloc \
+       $(pkg-config --cflags evhtp 2>/dev/null || true) -levhtp -levent -ljansson -lpthread $jemalloc \
        > "$TMP/evhtp_canned.log" 2>&1; then
     cat "$TMP/evhtp_canned.log" >&2; say "evhtp_canned did not build"; return 1
   fi
