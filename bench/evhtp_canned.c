@@ -51,12 +51,13 @@ static void json_work(evhtp_request_t *req)
     static _Thread_local char out[1u << 18];
     size_t n = evbuffer_get_length(req->buffer_in);
     const char *p = n ? (const char *)evbuffer_pullup(req->buffer_in, -1) : NULL;
+    json_error_t e;
     json_t *doc, *msgs, *m;
     size_t i;
 
     if (!p)
         return;
-    doc = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    doc = json_loadb(p, n, JSON_ALLOW_NUL, &e);
     msgs = json_object_get(doc, "messages");
     json_array_foreach(msgs, i, m)
         json_dumpb(json_object_get(m, "body"), out, sizeof(out),
