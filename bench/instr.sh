@@ -84,7 +84,7 @@ count() {
   local total
   total=$(callgrind_annotate "$cg.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "$label $scen $((total / N))" | tee -a "$OUT/raw/all.txt" >&2
-  if [ "$TOP" -gt 0 ] && [ "$label" != evhtp ]; then
+  if [ "$TOP" -gt 0 ] && [ "${label#warren}" != "$label" ]; then
     { echo; echo "$label, $scen: the $TOP costliest functions, inclusive, instructions per request"; echo
       callgrind_annotate --inclusive=yes "$cg.1" 2>/dev/null \
         | awk -v n="$N" '/^ *[0-9,]+ \(/ && !/start_thread|clone|event_base_loop|loop_main|0x0000/ {
@@ -97,6 +97,11 @@ for scen in ${SCENARIOS//,/ }; do
   port=$(free_port)
   count evhtp "$scen" "$port" "$EVHTP_CANNED" "$port" "$SHARDS" "$TMP/post.head" "$TMP/post.body" \
     "$TMP/pop.head" "$TMP/pop.body"
+  if [ "$scen" = post ]; then # and with jansson's share of a post
+    port=$(free_port)
+    count evjson "$scen" "$port" "$EVHTP_CANNED" "$port" "$SHARDS" "$TMP/post.head" "$TMP/post.body" \
+      "$TMP/pop.head" "$TMP/pop.body" json
+  fi
   for who in A B; do
     bin=${who}_BIN; [ -n "${!bin}" ] || continue
     port=$(free_port); amqp=$(free_port)
@@ -133,6 +138,13 @@ else:
     print('| %s | %s | %s | %s |' % (sys.argv[2], format(e, ','), format(a, ','), format(a - e, ',')))
 EOF
   done
+  $PY - "$OUT/raw/all.txt" <<'EOF'
+import sys
+v = {l.split()[0]: int(l.split()[2]) for l in open(sys.argv[1]) if l.split()[1] == 'post'}
+if 'evjson' in v:
+    print('\npost, libevhtp canned plus jansson\'s share (evhtp_canned json): %s; warren A beyond both '
+          'libraries: %s' % (format(v['evjson'], ','), format(v['warren-A'] - v['evjson'], ',')))
+EOF
   echo
   echo "User-space instructions per request (callgrind's Ir), all threads of the server."
   [ ! -f "$TMP/top.txt" ] || cat "$TMP/top.txt"
