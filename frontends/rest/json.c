@@ -221,18 +221,21 @@ void wr_rest_buf_urlenc(wr_rest_buf_t *b, const char *s, size_t n)
     free(enc);
 }
 
+static int buf_append(const char *p, size_t n, void *arg)
+{
+    wr_rest_buf_put(arg, p, n);
+    return 0;
+}
+
 void wr_rest_buf_json(wr_rest_buf_t *b, const json_t *v)
 {
     const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
-    size_t n;
+    size_t len = b->len;
 
-    wr_rest_buf_reserve(b, 64);
-    n = json_dumpb(v, b->p + b->len, b->cap - b->len, flags);
-    if (n > b->cap - b->len) {
-        wr_rest_buf_reserve(b, n);
-        n = json_dumpb(v, b->p + b->len, b->cap - b->len, flags);
-    }
-    b->len += n;
+    /* Straight into the buffer, growing it as needed: json_dumpb into too
+     * small a buffer would walk the value once to measure it, then again. */
+    if (json_dump_callback(v, buf_append, b, flags) != 0)
+        b->len = len; /* as json_dumpb: nothing of a value it cannot encode */
 }
 
 /* ------------------------------------------------------------------------ */

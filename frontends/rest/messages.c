@@ -360,9 +360,8 @@ void wr_rest_msgs_post(wr_rest_call_t *c, const wr_rest_req_t *req)
         wr_panic(__FILE__, __LINE__, "out of memory");
     st->created = false;
     st->n = n;
-    /* A body rarely comes out longer than the whole document came in:
-     * room for it spares jansson a second dump (a first one into too small
-     * a buffer only measures). */
+    /* A body rarely comes out longer than the whole document came in: room
+     * for that at once, not by doubling from 256 bytes. */
     wr_rest_buf_reserve(&text, req->body_len);
     json_array_foreach(msgs, i, m)
     {
